@@ -1,0 +1,40 @@
+# DropletVideo toolkit. `make demo` and `make test` work on a fresh clone: both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DROPLET := $(VENV)/bin/droplet
+STAMP := $(VENV)/.installed
+INPUT ?= demo/inputs
+OUT ?= demo/out
+CONFIG ?= configs/curate.yaml
+PYTEST_ARGS ?=
+
+.PHONY: install demo test curate bench lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(DROPLET) sample-data demo/inputs
+	$(DROPLET) curate demo/inputs demo/out --config $(CONFIG)
+
+curate: $(STAMP)
+	$(DROPLET) curate $(INPUT) $(OUT) --config $(CONFIG)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/curation_bench.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf demo .pytest_cache

@@ -1,0 +1,165 @@
+"""The one decode pass per source: every frame measured once, for scene splitting and motion together.
+
+Per frame it keeps a handful of numbers (PySceneDetect's content score, camera motion, object motion, how
+well optical flow explains the change, brightness, and thumbnail distances that tell flashes and
+dissolves from cuts), so memory stays flat however long the video is. Thumbnails for colours are kept a
+few per second; all 48x27 thumbnails only when TransNetV2 needs them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+import cv2
+import numpy as np
+from scenedetect import ContentDetector, FrameTimecode
+
+from curation import reasons
+from curation.config import AnalysisConfig, SceneConfig
+from curation.edits import BlendProbe
+from curation.frames import iter_small_frames
+from curation.motion import NO_MOTION, MotionEstimator, PairMotion
+from curation.reasons import Rejected
+
+MOTION_FIELDS = tuple(PairMotion.__dataclass_fields__)
+EDIT_SPAN = 4  # frames on each side of the blend test
+COLOR_THUMB_EVERY_S = 0.5
+
+
+class _ScoreSink:
+    """Receives ContentDetector's per-frame metrics (it reports them to a stats manager)."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def set_metrics(self, timecode, metrics: dict) -> None:  # noqa: ANN001 - scenedetect's signature
+        self.last = float(metrics[ContentDetector.FRAME_SCORE_KEY])
+
+
+@dataclass
+class SourceAnalysis:
+    """Everything the pass measured; arrays have one entry per decoded frame."""
+
+    num_frames: int
+    width: int  # displayed, of the analysis frames
+    height: int
+    pts: np.ndarray
+    time: np.ndarray
+    features: dict[str, np.ndarray]
+    color_thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> 48x27 RGB
+    thumbs: np.ndarray | None = None  # (T, 27, 48, 3) RGB, TransNetV2 only
+    stopped_early: str | None = None  # why decoding stopped before the end, when it did
+
+
+def thumb_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two thumbnails (0-255)."""
+    return float(cv2.absdiff(a, b).mean())
+
+
+def analyze_source(
+    path: str,
+    analysis: AnalysisConfig,
+    scenes: SceneConfig,
+    keep_thumbs: bool = False,
+    fps: float = 25.0,
+    on_frame: Callable[[int], None] | None = None,
+) -> SourceAnalysis:
+    """Decode `path` once and measure every frame (`fps`: the source's average rate).
+
+    Raises `Rejected` when nothing decodes; a stream that breaks later keeps what decoded before.
+    """
+    detector = ContentDetector(threshold=scenes.content_threshold, min_scene_len=1)
+    sink = _ScoreSink()
+    detector.stats_manager = sink
+    flash_frames = max(1, scenes.flash_frames)
+    thumb_w, thumb_h = analysis.thumb_size
+
+    columns: dict[str, list[float]] = {name: [] for name in MOTION_FIELDS}
+    columns.update(content=[], brightness=[], thumb_diff=[], return_diff=[], blend_gain=[], blend_spread=[])
+    pts: list[int] = []
+    times: list[float] = []
+    color_thumbs: dict[int, np.ndarray] = {}
+    all_thumbs: list[np.ndarray] = []
+    recent: deque[np.ndarray] = deque(maxlen=flash_frames + 2)
+    blends: BlendProbe | None = None
+    estimator: MotionEstimator | None = None
+    prev_luma: np.ndarray | None = None
+    color_every = max(1, int(round(fps * COLOR_THUMB_EVERY_S)))
+    stopped_early = None
+    size = (0, 0)
+    frames = iter_small_frames(path, analysis.short_side)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as exc:  # a damaged stream keeps its readable prefix
+            if not pts:
+                raise Rejected(reasons.DECODE_ERROR, f"no frame decodes: {exc}") from None
+            stopped_early = f"decoding stopped after {len(pts)} frames: {exc}"
+            break
+        i = frame.index
+        if estimator is None:
+            size = (frame.luma.shape[1], frame.luma.shape[0])
+            estimator = MotionEstimator(size)
+            blends = BlendProbe(EDIT_SPAN, size, (thumb_w, thumb_h))
+            columns["blend_gain"].extend([np.nan] * EDIT_SPAN)
+            columns["blend_spread"].extend([np.nan] * EDIT_SPAN)
+        detector.process_frame(FrameTimecode(timecode=i, fps=fps), frame.bgr)
+        motion = estimator.estimate(prev_luma, frame.luma) if prev_luma is not None else NO_MOTION
+        prev_luma = frame.luma
+        thumb = cv2.cvtColor(cv2.resize(frame.bgr, (thumb_w, thumb_h), interpolation=cv2.INTER_AREA),
+                             cv2.COLOR_BGR2RGB)
+        pts.append(frame.pts)
+        times.append(frame.time)
+        columns["content"].append(sink.last if i else 0.0)
+        columns["brightness"].append(float(frame.luma.mean()))
+        for name in MOTION_FIELDS:
+            columns[name].append(getattr(motion, name))
+        columns["thumb_diff"].append(thumb_distance(recent[-1], thumb) if recent else 0.0)
+        recent.append(thumb)
+        _measure_return(recent, columns, flash_frames)
+        blend = blends.push(thumb, motion.matrix())
+        if blend is not None:
+            columns["blend_gain"].append(blend[0])
+            columns["blend_spread"].append(blend[1])
+        if keep_thumbs:
+            all_thumbs.append(thumb)
+        if i % color_every == 0:
+            color_thumbs[i] = thumb
+        if on_frame is not None:
+            on_frame(i)
+    if not pts:
+        raise Rejected(reasons.DECODE_ERROR, "the video stream holds no decodable frame")
+
+    n = len(pts)
+    for name in ("return_diff", "blend_gain", "blend_spread"):
+        del columns[name][n:]
+        columns[name].extend([np.nan] * (n - len(columns[name])))
+    return SourceAnalysis(
+        num_frames=n,
+        width=size[0],
+        height=size[1],
+        pts=np.asarray(pts, dtype=np.int64),
+        time=np.asarray(times, dtype=np.float64),
+        features={k: np.asarray(v, dtype=np.float32) for k, v in columns.items()},
+        color_thumbs=color_thumbs,
+        thumbs=np.stack(all_thumbs) if keep_thumbs and all_thumbs else None,
+        stopped_early=stopped_early,
+    )
+
+
+def _measure_return(recent: deque, columns: dict[str, list[float]], flash_frames: int) -> None:
+    """return_diff[p]: how close the picture comes back to frame p-1 within `flash_frames` frames after p
+    (a flash or strobe returns; a cut does not). Filled in as soon as those frames have arrived."""
+    p = len(columns["content"]) - 1 - flash_frames
+    if p < 0 or len(columns["return_diff"]) != p:
+        return
+    if p == 0 or len(recent) < flash_frames + 2:
+        columns["return_diff"].append(np.nan)
+        return
+    before = recent[-flash_frames - 2]
+    columns["return_diff"].append(min(thumb_distance(before, later) for later in list(recent)[-flash_frames:]))

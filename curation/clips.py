@@ -1,0 +1,169 @@
+"""From scenes to clips: trim transition frames, cut out fades and dissolves, enforce lengths, label and
+score each clip, and decide keep / reject (SPEC `clips.parquet`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from curation import reasons
+from curation.analyze import EDIT_SPAN, SourceAnalysis
+from curation.camera import camera_timeline, dominant_label
+from curation.config import CurateConfig
+from curation.extract import frame_count, output_rate, output_size
+from shards.ids import clip_id
+
+
+@dataclass
+class PlannedClip:
+    """One clip row before extraction (the file facts are filled in when it is written)."""
+
+    row: dict
+    start_pts: int
+    start_abs_s: float
+    end_abs_s: float
+    extra: dict = field(default_factory=dict)
+
+
+def edited_mask(features: dict[str, np.ndarray], cfg: CurateConfig) -> np.ndarray:
+    """Frames inside a fade or dissolve: long runs of frames that a blend of their neighbours explains."""
+    cam = cfg.camera
+    gain = np.nan_to_num(features["blend_gain"], nan=0.0)
+    spread = np.nan_to_num(features["blend_spread"], nan=0.0)
+    hit = (gain >= cam.edit_gain) & (spread >= cam.edit_spread)
+    mask = np.zeros_like(hit)
+    start = None
+    for i in range(len(hit) + 1):
+        if i < len(hit) and hit[i]:
+            start = i if start is None else start
+        elif start is not None:
+            if i - start >= cam.edit_min_frames:
+                mask[max(0, start - EDIT_SPAN): min(len(hit), i + EDIT_SPAN)] = True
+            start = None
+    return mask
+
+
+def dominant_colors(thumbs: list[np.ndarray], k: int = 4) -> list[str]:
+    """The k dominant colours (hex, most common first) of RGB thumbnails."""
+    if not thumbs:
+        return []
+    pixels = np.concatenate([t.reshape(-1, 3) for t in thumbs]).astype(np.float32)
+    k = min(k, len(pixels))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
+    cv2.setRNGSeed(0)
+    _, labels, centres = cv2.kmeans(pixels, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    counts = np.bincount(labels.ravel(), minlength=k)
+    order = np.argsort(-counts)
+    return ["#{:02x}{:02x}{:02x}".format(*np.clip(centres[i], 0, 255).astype(int)) for i in order]
+
+
+def _pieces(start: int, end: int, min_frames: int, max_frames: int) -> list[tuple[int, int]]:
+    """Cut [start, end) into equal pieces of at most `max_frames` (each at least `min_frames`)."""
+    length = end - start
+    k = math.ceil(length / max_frames)
+    if length // k < min_frames:
+        k -= 1
+        return [(start + i * max_frames, start + (i + 1) * max_frames) for i in range(k)]
+    bounds = [start + (length * i) // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def split_scene(start: int, end: int, edited: np.ndarray, cfg: CurateConfig) -> list[tuple[int, int, str | None]]:
+    """Ranges of one scene: (start, end, reason or None). Trimmed; edits and short rests become rejects."""
+    trim = cfg.clips.trim_frames
+    s, e = start + trim, end - trim
+    if e - s < 2:
+        return [(start, end, reasons.TOO_SHORT)] if end - start >= 2 else []
+    out: list[tuple[int, int, str | None]] = []
+    i = s
+    while i < e:
+        j = i
+        flag = bool(edited[i])
+        while j < e and bool(edited[j]) == flag:
+            j += 1
+        if flag:
+            out.append((i, j, reasons.EDITED))
+        elif j - i < cfg.clips.min_frames:
+            out.append((i, j, reasons.TOO_SHORT))
+        else:
+            out.extend((a, b, None) for a, b in _pieces(i, j, cfg.clips.min_frames, cfg.clips.max_frames))
+        i = j
+    return [r for r in out if r[1] - r[0] >= 2]
+
+
+def plan_clips(
+    analysis: SourceAnalysis, cuts: list[int], probe: dict, source: str, cfg: CurateConfig
+) -> tuple[list[dict], list[PlannedClip]]:
+    """Scenes rows and planned clips of one source."""
+    n = analysis.num_frames
+    source_id = probe["source_id"]
+    fps = float(probe["fps"])
+    times = analysis.time
+    t0 = float(times[0])
+    step = float(np.median(np.diff(times))) if n > 1 else 1.0 / fps
+
+    def abs_time(i: int) -> float:
+        return float(times[i]) if i < n else float(times[-1]) + step
+
+    bounds = [0] + [c for c in sorted(set(cuts)) if 0 < c < n] + [n]
+    cut_score = analysis.features.get("cut_score")
+    scenes = [
+        {"source_id": source_id, "start_frame": a, "end_frame": b,
+         "score": float(cut_score[a]) if cut_score is not None and a > 0 else 1.0}
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    edited = edited_mask(analysis.features, cfg)
+    rate = output_rate(fps)
+    size = output_size(probe["width"], probe["height"], cfg.extract.max_short_side)
+    clips = []
+    for scene in scenes:
+        for a, b, reason in split_scene(scene["start_frame"], scene["end_frame"], edited, cfg):
+            clips.append(_plan_one(analysis, a, b, reason, edited, fps, rate, size, abs_time, t0, source,
+                                   probe, cfg))
+    return scenes, clips
+
+
+def _plan_one(analysis, a, b, reason, edited, fps, rate, size, abs_time, t0, source, probe, cfg) -> PlannedClip:
+    feats = {k: v[a:b] for k, v in analysis.features.items()}
+    start_abs, end_abs = abs_time(a), abs_time(b)
+    segments, scores = camera_timeline(feats, edited[a:b], fps, cfg.camera, start_s=start_abs - t0)
+    label = dominant_label(segments)
+    object_score = float(np.mean(feats["object_motion"][1:]) * fps) if b - a > 1 else 0.0
+    thumbs = [t for i, t in analysis.color_thumbs.items() if a <= i < b]
+    keep_reason = reason
+    if keep_reason is None and label == "edited" and cfg.filters.reject_edited:
+        keep_reason = reasons.EDITED
+    if keep_reason is None and (
+        scores["camera_motion_score"] <= cfg.filters.static_camera and object_score <= cfg.filters.static_object
+    ):
+        keep_reason = reasons.STATIC
+    if reason == reasons.EDITED:
+        label = "edited"
+    row = {
+        "clip_id": clip_id(probe["source_id"], a, b),
+        "source": source,
+        "source_id": probe["source_id"],
+        "start_frame": a,
+        "end_frame": b,
+        "start_s": round(start_abs - t0, 6),
+        "end_s": round(end_abs - t0, 6),
+        "fps": float(rate),
+        "num_frames": frame_count(start_abs, end_abs, rate),
+        "width": size[0],
+        "height": size[1],
+        "has_audio": False,
+        "source_has_audio": bool(probe["has_audio"]),
+        "camera_motion": label,
+        "camera_timeline": [s.to_dict() for s in segments],
+        "camera_motion_score": round(scores["camera_motion_score"], 6),
+        "camera_jitter": round(scores["jitter"], 6),
+        "object_motion_score": round(object_score, 6),
+        "brightness": round(float(np.mean(feats["brightness"])) / 255.0, 6),
+        "colors": dominant_colors(thumbs),
+        "keep": keep_reason is None,
+        "reject_reason": keep_reason,
+    }
+    return PlannedClip(row=row, start_pts=int(analysis.pts[a]), start_abs_s=start_abs, end_abs_s=end_abs)

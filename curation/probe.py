@@ -1,0 +1,195 @@
+"""Hash and probe one source with PyAV: identity, stream facts, and whether it is usable at all.
+
+Runs in a child process (`curation.sandbox`). Counting frames demuxes packets without decoding them, which
+also tells a variable frame rate (irregular timestamps) and a damaged tail (fewer packets than the header
+promises). One frame is decoded, to know the stream decodes and how it is rotated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import av
+import fsspec
+import numpy as np
+
+from curation import reasons
+from curation.config import CurateConfig
+from curation.reasons import Rejected
+from shards.ids import source_id_from_stream
+
+
+@dataclass
+class ProbeInfo:
+    """What a source is, as displayed (rotation applied)."""
+
+    source_id: str
+    file_bytes: int
+    container: str
+    codec: str
+    pix_fmt: str
+    width: int
+    height: int
+    rotation: int
+    fps: float  # average rate: frames per second of timeline
+    nominal_fps: float  # the stream's declared rate
+    vfr: bool
+    num_frames: int  # packets of the video stream (frames, for every common codec)
+    duration_s: float
+    has_audio: bool
+    bit_rate: int
+    warning: str | None = None
+
+    def to_row(self) -> dict:
+        return asdict(self)
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def local_path(uri: str) -> str:
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def hash_source(uri: str) -> tuple[str, int]:
+    """(source_id, size in bytes) of a local path or fsspec URI."""
+    try:
+        with fsspec.open(uri, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(0)
+            return source_id_from_stream(handle), size
+    except (FileNotFoundError, PermissionError, IsADirectoryError, OSError) as exc:
+        raise Rejected(reasons.UNREADABLE, f"cannot read: {type(exc).__name__}: {exc}") from None
+
+
+def _open(uri: str) -> av.container.InputContainer:
+    """Open with PyAV; the failure tells an mp4 without its index from something that is no video."""
+    target = local_path(uri) if is_local(uri) else fsspec.open(uri, "rb").open()
+    try:
+        return av.open(target, metadata_errors="ignore")
+    except av.error.InvalidDataError as exc:
+        text = str(exc).lower()
+        if "moov atom not found" in text or _looks_like_cut_mp4(uri):
+            raise Rejected(reasons.TRUNCATED, "an mp4/mov without its index (moov): cut short while written "
+                           "or copied") from None
+        raise Rejected(reasons.NOT_A_VIDEO, f"not a media file PyAV can read ({exc})") from None
+    except av.error.FFmpegError as exc:
+        raise Rejected(reasons.NOT_A_VIDEO, f"cannot open: {exc}") from None
+
+
+def _looks_like_cut_mp4(uri: str) -> bool:
+    """An ISO-BMFF file (an `ftyp` box up front) that PyAV cannot open has lost its index."""
+    try:
+        with fsspec.open(uri, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return len(head) >= 8 and head[4:8] == b"ftyp"
+
+
+def _packet_times(container: av.container.InputContainer, stream) -> tuple[np.ndarray, int, str | None]:
+    """Presentation times (stream time base) of every video packet, their count, and a demux error."""
+    stamps: list[int] = []
+    count = 0
+    error = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            count += 1
+            if packet.pts is not None:
+                stamps.append(packet.pts)
+    except av.error.FFmpegError as exc:
+        error = f"demuxing stopped after {count} packets: {exc}"
+    return np.sort(np.asarray(stamps, dtype=np.int64)), count, error
+
+
+def _rate(stamps: np.ndarray, time_base: float, count: int, nominal: float) -> tuple[float, bool, float]:
+    """(average fps, variable?, duration s) from sorted packet timestamps."""
+    if len(stamps) < 2 or time_base <= 0:
+        duration = count / nominal if nominal > 0 else 0.0
+        return nominal, False, duration
+    steps = np.diff(stamps).astype(np.float64) * time_base
+    steps = steps[steps > 0]
+    if len(steps) == 0:
+        return nominal, False, 0.0
+    typical = float(np.median(steps))
+    duration = float((stamps[-1] - stamps[0]) * time_base + typical)
+    fps = len(stamps) / duration if duration > 0 else nominal
+    # Variable: more than 5% of the steps are off the typical one by over a quarter of it.
+    irregular = float(np.mean(np.abs(steps - typical) > 0.25 * typical))
+    return fps, irregular > 0.05, duration
+
+
+def probe_source(uri: str, config: CurateConfig) -> ProbeInfo:
+    """Hash and probe `uri`; raises `Rejected` with a SPEC reason when it is unusable."""
+    source_id, size = hash_source(uri)
+    if size == 0:
+        raise Rejected(reasons.EMPTY_FILE, "the file is empty (0 bytes)")
+    limits = config.limits
+    if size > limits.max_file_gb * 1e9:
+        raise Rejected(reasons.TOO_LARGE, f"{size / 1e9:.1f} GB is over limits.max_file_gb")
+    container = _open(uri)
+    try:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+            raise Rejected(reasons.NO_VIDEO_STREAM, f"no video stream (streams: {kinds})")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        nominal = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0.0)
+        has_audio = bool(container.streams.audio)
+        time_base = float(stream.time_base or 0.0)
+
+        first = _first_frame(container, stream)
+        rotation = int(first.rotation or 0)
+        coded_w, coded_h = first.width, first.height
+        container.seek(0, stream=stream) if _seekable(container) else None
+        stamps, count, demux_error = _packet_times(container, stream)
+        fps, vfr, duration = _rate(stamps, time_base, count, nominal)
+        declared = int(stream.frames or 0)
+        warning = demux_error
+        if declared and count < declared * 0.98:
+            warning = f"the file ends early: {count} of {declared} frames readable; the readable prefix is kept"
+        width, height = (coded_h, coded_w) if rotation % 180 else (coded_w, coded_h)
+        info = ProbeInfo(
+            source_id=source_id, file_bytes=size, container=container.format.name, codec=ctx.name,
+            pix_fmt=first.format.name, width=width, height=height, rotation=rotation,
+            fps=round(fps, 6), nominal_fps=round(nominal, 6), vfr=vfr, num_frames=count,
+            duration_s=round(duration, 6), has_audio=has_audio, bit_rate=int(container.bit_rate or 0),
+            warning=warning,
+        )
+    finally:
+        container.close()
+    _check_limits(info, config)
+    return info
+
+
+def _seekable(container: av.container.InputContainer) -> bool:
+    return bool(container.file is None or getattr(container.file, "seekable", lambda: False)())
+
+
+def _first_frame(container: av.container.InputContainer, stream) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise Rejected(reasons.DECODE_ERROR, f"the first frame does not decode: {exc}") from None
+    raise Rejected(reasons.DECODE_ERROR, "the video stream holds no decodable frame")
+
+
+def _check_limits(info: ProbeInfo, config: CurateConfig) -> None:
+    limits = config.limits
+    short, long = min(info.width, info.height), max(info.width, info.height)
+    if short < limits.min_short_side:
+        raise Rejected(reasons.TOO_SMALL, f"{info.width}x{info.height}: short side under {limits.min_short_side}")
+    if long > limits.max_long_side:
+        raise Rejected(reasons.TOO_LARGE, f"{info.width}x{info.height}: long side over {limits.max_long_side}")
+    if info.duration_s > limits.max_duration_s:
+        raise Rejected(reasons.TOO_LONG, f"{info.duration_s:.0f} s is over limits.max_duration_s")
+    min_frames = config.clips.min_frames + 2 * config.clips.trim_frames
+    if info.num_frames < min_frames or not math.isfinite(info.fps) or info.fps <= 0:
+        raise Rejected(
+            reasons.TOO_SHORT, f"{info.num_frames} frames: a clip needs {min_frames} (clips.min_frames + trims)"
+        )

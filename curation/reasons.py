@@ -1,0 +1,32 @@
+"""Reason codes (SPEC) and the exception that carries one."""
+
+from __future__ import annotations
+
+EMPTY_FILE = "empty_file"
+NOT_A_VIDEO = "not_a_video"
+NO_VIDEO_STREAM = "no_video_stream"
+TRUNCATED = "truncated"
+DECODE_ERROR = "decode_error"
+TIMEOUT = "timeout"
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+TOO_SMALL = "too_small"
+TOO_LARGE = "too_large"
+DUPLICATE = "duplicate"
+STATIC = "static"
+EDITED = "edited"
+UNREADABLE = "unreadable"  # the source could not be opened for reading (missing, permission, network)
+
+ALL = (
+    EMPTY_FILE, NOT_A_VIDEO, NO_VIDEO_STREAM, TRUNCATED, DECODE_ERROR, TIMEOUT, TOO_SHORT, TOO_LONG,
+    TOO_SMALL, TOO_LARGE, DUPLICATE, STATIC, EDITED, UNREADABLE,
+)
+
+
+class Rejected(Exception):
+    """A source or clip is unusable; `reason` is a SPEC reason code, the message says why."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message

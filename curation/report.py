@@ -1,0 +1,101 @@
+"""OUT/report.html: what a curate run kept, what it rejected and why, with plots (matplotlib, inline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from curation.pipeline import CurateSummary
+    from curation.store import OutStore
+
+
+def _png(fig) -> str:  # noqa: ANN001
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(clips: list[dict], sources: list[dict]) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = []
+    reasons = {}
+    for s in sources:
+        if s["status"] != "ok":
+            reasons[f"source: {s['reason']}"] = reasons.get(f"source: {s['reason']}", 0) + 1
+    for c in clips:
+        if not c["keep"]:
+            reasons[f"clip: {c['reject_reason']}"] = reasons.get(f"clip: {c['reject_reason']}", 0) + 1
+    if reasons:
+        fig, ax = plt.subplots(figsize=(6, 0.35 * len(reasons) + 1))
+        names = sorted(reasons)
+        ax.barh(names, [reasons[n] for n in names], color="#c0504d")
+        ax.set_xlabel("count")
+        plots.append(("Rejections by reason", _png(fig)))
+        plt.close(fig)
+    kept = [c for c in clips if c["keep"]]
+    if clips:
+        labels = {}
+        for c in clips:
+            labels[c["camera_motion"]] = labels.get(c["camera_motion"], 0) + 1
+        fig, ax = plt.subplots(figsize=(6, 3))
+        names = sorted(labels)
+        ax.bar(names, [labels[n] for n in names], color="#4f81bd")
+        ax.tick_params(axis="x", rotation=45)
+        ax.set_ylabel("clips")
+        plots.append(("Camera motion (dominant label, all clips)", _png(fig)))
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.hist([c["end_s"] - c["start_s"] for c in kept] or [0], bins=30, color="#9bbb59")
+        ax.set_xlabel("kept clip duration (s)")
+        plots.append(("Kept clip durations", _png(fig)))
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for keep, colour in ((True, "#4f81bd"), (False, "#c0504d")):
+            sel = [c for c in clips if c["keep"] == keep]
+            ax.scatter([c["camera_motion_score"] for c in sel], [c["object_motion_score"] for c in sel], s=10,
+                       c=colour, label="kept" if keep else "rejected")
+        ax.set_xscale("symlog", linthresh=1e-3)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_xlabel("camera motion (widths/s)")
+        ax.set_ylabel("object motion (widths/s)")
+        ax.legend()
+        plots.append(("Camera vs object motion", _png(fig)))
+        plt.close(fig)
+    return plots
+
+
+def write_report(store: OutStore, summary: CurateSummary) -> None:
+    """Write OUT/report.html from the parquet tables."""
+    sources = pq.read_table(store.sources_parquet).to_pylist() if store.sources_parquet.exists() else []
+    clips = pq.read_table(store.clips_parquet).to_pylist() if store.clips_parquet.exists() else []
+    rows = "".join(
+        f"<tr><td>{html.escape(str(s['source']))}</td><td>{s['status']}</td><td>{s['reason'] or ''}</td>"
+        f"<td>{html.escape(s['message'] or s.get('warning') or '')}</td><td>{s.get('clips_kept') or 0}</td></tr>"
+        for s in sources
+    )
+    facts = [
+        ("sources", summary.sources), ("sources ok", summary.sources_ok),
+        ("video hours (ok sources)", f"{summary.video_seconds / 3600:.3f}"), ("scenes", summary.scenes),
+        ("clips", summary.clips), ("clips kept", summary.clips_kept),
+        ("kept hours", f"{sum(c['end_s'] - c['start_s'] for c in clips if c['keep']) / 3600:.3f}"),
+        ("run seconds", f"{summary.seconds:.1f}"),
+    ]
+    figures = "".join(f"<h2>{t}</h2><img src='{src}'/>" for t, src in _plots(clips, sources))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>droplet curate report</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}</style></head><body>
+<h1>droplet curate: {html.escape(str(store.root))}</h1>
+<table>{''.join(f'<tr><th>{k}</th><td>{v}</td></tr>' for k, v in facts)}</table>
+{figures}
+<h2>Sources</h2><table><tr><th>source</th><th>status</th><th>reason</th><th>message</th><th>kept clips</th></tr>
+{rows}</table></body></html>"""
+    store.report_path.write_text(page, encoding="utf-8")

