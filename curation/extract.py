@@ -15,6 +15,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 from curation.config import ExtractConfig
 
@@ -132,5 +133,6 @@ def _encode(out, enc, frame: av.VideoFrame, index: int, size: tuple[int, int], r
         image = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
     image.pts = index
     image.time_base = enc.codec_context.time_base
+    image.pict_type = PictureType.NONE  # a decoded I frame would force a keyframe off the one-second grid
     for packet in enc.encode(image):
         out.mux(packet)

@@ -25,6 +25,7 @@ from curation.inputs import expand_input
 from curation.store import OutStore, source_key
 
 log = logging.getLogger("droplet.curate")
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass
@@ -42,12 +43,19 @@ class CurateSummary:
 
 
 def connect_ray(cfg: CurateConfig, address: str | None) -> None:
-    """Attach to `address` / RAY_ADDRESS / the config's, or start an embedded Ray on loopback."""
+    """Attach to `address` / RAY_ADDRESS / the config's, or start an embedded Ray on loopback.
+
+    Ray 2.60 turns a node address of 127.0.0.1 into the machine's own address unless cluster mode is off
+    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray is imported): the embedded Ray sets it, so every
+    port it opens stays on loopback.
+    """
+    target = address or os.environ.get("RAY_ADDRESS") or cfg.ray.address
+    if not target:
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     import ray
 
     if ray.is_initialized():
         return
-    target = address or os.environ.get("RAY_ADDRESS") or cfg.ray.address
     if target:
         ray.init(address=target, log_to_driver=True, logging_level=logging.WARNING)
     else:

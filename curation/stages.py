@@ -80,6 +80,8 @@ class TransNetV2Stage:
         self.model = TransNetV2Model()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
         from curation.transnet import cuts_from_probabilities
 
         blobs = list(batch["blob"])
@@ -92,7 +94,8 @@ class TransNetV2Stage:
                 analysis, _ = pickle.loads(blob)
                 probs = self.model.probabilities(analysis.thumbs)
                 cuts = cuts_from_probabilities(probs, self.cfg.scenes.transnet_threshold)
-                analysis.features["cut_score"] = probs / self.cfg.scenes.transnet_threshold
+                peak = np.maximum(probs, np.concatenate([[0.0], probs[:-1]]))  # the peak sits just before a cut
+                analysis.features["cut_score"] = peak / self.cfg.scenes.transnet_threshold
                 analysis.thumbs = None
                 blobs[i] = pickle.dumps((analysis, cuts), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # noqa: BLE001

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from curation.sample_data import make_long_video, write_sample_data
+from curation.sample_data import make_long_video
 from curation.sample_data.awkward import count_decodable_frames
 
 LABELS = {"static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "roll_cw",
@@ -20,10 +20,9 @@ LABELS = {"static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", 
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("sample_data")
-    truth = write_sample_data(out)
-    return out, truth
+def sample(sample_data: Path) -> tuple[Path, dict]:
+    """The session's sample data (conftest), with its truth."""
+    return sample_data, json.loads((sample_data / "truth.json").read_text(encoding="utf-8"))
 
 
 def luma_frames(path: Path, keep: set[int] | None = None, size: tuple[int, int] | None = None) -> dict:

@@ -6,6 +6,7 @@
     synthetic/*.mp4            known camera moves, static, moving object, shaky, fade, dissolve, similar cuts
     broken/*.mp4               empty, not a video, truncated, audio only, one frame
     awkward/*.mp4              variable frame rate, display-rotated, odd file name, damaged tail
+    synthetic_copy/moves_a.mp4 the same bytes as synthetic/moves_a.mp4 (after it in input order: a duplicate)
     truth.json                 what each file holds and what curation must make of it (sorted keys)
 
 Everything is generated from fixed seeds with a fixed x264 thread count, so the bytes repeat run to run.
@@ -14,6 +15,7 @@ Everything is generated from fixed seeds with a fixed x264 thread count, so the 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,11 @@ def write_sample_data(out_dir: str | Path, *, music_video: bool = True) -> dict[
     for rel, info in synthetic.items():
         inputs[rel] = {"status": "ok", "num_frames": info["num_frames"], "fps": info["fps"],
                        "width": info["width"], "height": info["height"]}
+    copy = out / "synthetic_copy" / "moves_a.mp4"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "synthetic" / "moves_a.mp4", copy)
+    inputs["synthetic_copy/moves_a.mp4"] = {"status": "rejected", "reason": "duplicate",
+                                            "duplicate_of": "synthetic/moves_a.mp4"}
     for rel, info in real.items():
         inputs[rel] = {"status": "ok", "num_frames": info["num_frames"], "fps": info["fps"],
                        "width": info["width"], "height": info["height"]}

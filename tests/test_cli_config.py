@@ -1,0 +1,73 @@
+"""`droplet` command line and config: --help without heavy imports, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import PYTHON, REPO, run_droplet
+
+from curation.config import CURATE_YAML_HEADER, CurateConfig, render_yaml
+from curation.store import OutStore
+
+HELP_PROBE = """
+import sys
+from droplet.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("HEAVY:", sorted(m for m in ("torch", "ray", "cv2", "av", "scenedetect") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sample-data", "--help"], ["curate", "--help"],
+                                  ["config-defaults", "--help"]])
+def test_help_is_light(args):
+    result = subprocess.run([PYTHON, "-c", HELP_PROBE, *args], capture_output=True, text=True, cwd=REPO)
+    assert "usage: droplet" in result.stdout
+    assert result.stdout.strip().endswith("HEAVY: []")
+
+
+def test_shipped_config_is_the_documented_default():
+    text = (REPO / "configs" / "curate.yaml").read_text()
+    assert text == render_yaml(CurateConfig(), CURATE_YAML_HEADER)
+
+
+@pytest.mark.parametrize("body, words", [
+    ("clips:\n  min_frames: 61\n  max_frame: 300\n", "clips.max_frame: unknown setting"),
+    ("clips:\n  min_frames: -3\n", "clips.min_frames"),
+    ("clips:\n  min_frames: 100\n  max_frames: 80\n", "max_frames must be at least"),
+    ("scenes:\n  detector: magic\n", "scenes.detector"),
+    ("scenes: [1, 2\n", "not valid YAML"),
+])
+def test_bad_config_exits_2_with_one_line(tmp_path, body, words):
+    config = tmp_path / "bad.yaml"
+    config.write_text(body)
+    result = run_droplet(["curate", str(tmp_path), str(tmp_path / "out"), "--config", str(config)])
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_missing_input_and_config_file(tmp_path):
+    result = run_droplet(["curate", str(tmp_path / "nowhere"), str(tmp_path / "out")])
+    assert result.returncode == 2 and "input not found" in result.stderr
+    result = run_droplet(["curate", str(tmp_path), str(tmp_path / "out"), "--config", str(tmp_path / "no.yaml")])
+    assert result.returncode == 2 and "config file not found" in result.stderr
+
+
+def test_different_config_on_existing_out(tmp_path):
+    out = tmp_path / "out"
+    made_with = CurateConfig()
+    OutStore(out).lock_config(made_with.fingerprint(), made_with.model_dump(mode="json"))
+    other = tmp_path / "other.yaml"
+    other.write_text("clips:\n  min_frames: 81\n")
+    result = run_droplet(["curate", str(tmp_path), str(out), "--config", str(other)])
+    assert result.returncode == 2
+    assert "different config" in result.stderr and "clips.min_frames" in result.stderr
+
+
+def test_no_command_prints_help():
+    result = run_droplet([])
+    assert result.returncode == 2 and "curate" in result.stdout

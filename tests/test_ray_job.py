@@ -1,0 +1,21 @@
+"""The curate entry point through `ray job submit --working-dir .` against the session's local head."""
+
+from __future__ import annotations
+
+import subprocess
+
+from conftest import BIN, REPO, read_table
+
+
+def test_curate_as_a_ray_job(ray_head, tiny_input, tmp_path):
+    out = tmp_path / "out"
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", ray_head["dashboard"], "--working-dir", str(REPO),
+           "--", "python", "-m", "droplet", "curate", str(tiny_input), str(out), "--no-progress"]
+    result = subprocess.run(cmd, env=ray_head["env"], capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "succeeded" in result.stdout + result.stderr
+    sources = read_table(out, "sources").set_index("source")
+    assert sources.loc[str(tiny_input / "not_a_video.mp4"), "reason"] == "not_a_video"
+    assert sources.loc[str(tiny_input / "hd_shots.mp4"), "status"] == "ok"
+    clips = read_table(out, "clips")
+    assert clips.keep.sum() >= 1 and (clips[clips.keep].width == 1280).all()

@@ -1,0 +1,60 @@
+"""A hung or crashing decoder costs one source: the child is killed or its death becomes a reason code."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from curation import reasons
+from curation.config import CurateConfig
+from curation.probe import probe_source
+from curation.reasons import Rejected
+from curation.sandbox import run_isolated
+
+
+def _hang(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _crash() -> None:
+    os.abort()  # what a segfault in native decoding code looks like to the parent
+
+
+def _boom() -> None:
+    raise RuntimeError("decoder exploded")
+
+
+def _reject() -> None:
+    raise Rejected(reasons.TRUNCATED, "cut short")
+
+
+def test_result_comes_back():
+    assert run_isolated(sum, [1, 2, 3], timeout_s=30) == 6
+
+
+def test_hang_becomes_timeout():
+    started = time.time()
+    with pytest.raises(Rejected) as info:
+        run_isolated(_hang, 60, timeout_s=1.0)
+    assert info.value.reason == reasons.TIMEOUT and time.time() - started < 10
+
+
+@pytest.mark.parametrize("fn", [_crash, _boom])
+def test_crash_and_error_become_decode_error(fn):
+    with pytest.raises(Rejected) as info:
+        run_isolated(fn, timeout_s=30)
+    assert info.value.reason == reasons.DECODE_ERROR
+
+
+def test_child_reason_is_kept():
+    with pytest.raises(Rejected) as info:
+        run_isolated(_reject, timeout_s=30)
+    assert info.value.reason == reasons.TRUNCATED and info.value.message == "cut short"
+
+
+def test_probe_under_a_tiny_time_limit_is_a_timeout(sample_data):
+    with pytest.raises(Rejected) as info:
+        run_isolated(probe_source, str(sample_data / "real" / "music_video.mp4"), CurateConfig(), timeout_s=0.001)
+    assert info.value.reason == reasons.TIMEOUT
