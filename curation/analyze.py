@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import av
 import cv2
 import numpy as np
-from scenedetect import ContentDetector, FrameTimecode
 
 from curation import reasons
 from curation.config import AnalysisConfig, SceneConfig
@@ -29,14 +28,21 @@ EDIT_SPAN = 4  # frames on each side of the blend test
 COLOR_THUMB_EVERY_S = 0.5
 
 
-class _ScoreSink:
-    """Receives ContentDetector's per-frame metrics (it reports them to a stats manager)."""
+class ContentScore:
+    """PySceneDetect's ContentDetector score with its default weights: the mean absolute change of hue,
+    saturation and value between consecutive frames, averaged (0-255). Computed here, in the one pass,
+    because asking ContentDetector for its per-frame score (through a stats manager) also makes it run
+    Canny edges it then weighs by zero; `tests/test_analyze.py` checks the two agree."""
 
     def __init__(self) -> None:
-        self.last = 0.0
+        self._last: np.ndarray | None = None
 
-    def set_metrics(self, timecode, metrics: dict) -> None:  # noqa: ANN001 - scenedetect's signature
-        self.last = float(metrics[ContentDetector.FRAME_SCORE_KEY])
+    def __call__(self, bgr: np.ndarray) -> float:
+        hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+        last, self._last = self._last, hsv
+        if last is None:
+            return 0.0
+        return float(cv2.absdiff(hsv, last).reshape(-1, 3).mean(axis=0).mean())
 
 
 @dataclass
@@ -65,15 +71,15 @@ def analyze_source(
     scenes: SceneConfig,
     keep_thumbs: bool = False,
     fps: float = 25.0,
+    camera: bool = True,
     on_frame: Callable[[int], None] | None = None,
 ) -> SourceAnalysis:
-    """Decode `path` once and measure every frame (`fps`: the source's average rate).
+    """Decode `path` once and measure every frame (`fps`: the source's average rate). `camera=False`
+    measures only what cut detection needs (no camera model, object motion or fade/dissolve evidence).
 
     Raises `Rejected` when nothing decodes; a stream that breaks later keeps what decoded before.
     """
-    detector = ContentDetector(threshold=scenes.content_threshold, min_scene_len=1)
-    sink = _ScoreSink()
-    detector.stats_manager = sink
+    content = ContentScore()
     flash_frames = max(1, scenes.flash_frames)
     thumb_w, thumb_h = analysis.thumb_size
 
@@ -90,7 +96,7 @@ def analyze_source(
     color_every = max(1, int(round(fps * COLOR_THUMB_EVERY_S)))
     stopped_early = None
     size = (0, 0)
-    frames = iter_small_frames(path, analysis.short_side)
+    frames = iter_small_frames(path, analysis.short_side, skip_loop_filter=analysis.skip_loop_filter)
     while True:
         try:
             frame = next(frames)
@@ -108,21 +114,21 @@ def analyze_source(
             blends = BlendProbe(EDIT_SPAN, size, (thumb_w, thumb_h))
             columns["blend_gain"].extend([np.nan] * EDIT_SPAN)
             columns["blend_spread"].extend([np.nan] * EDIT_SPAN)
-        detector.process_frame(FrameTimecode(timecode=i, fps=fps), frame.bgr)
-        motion = estimator.estimate(prev_luma, frame.luma) if prev_luma is not None else NO_MOTION
+        content_score = content(frame.bgr)
+        motion = estimator.estimate(prev_luma, frame.luma, camera) if prev_luma is not None else NO_MOTION
         prev_luma = frame.luma
         thumb = cv2.cvtColor(cv2.resize(frame.bgr, (thumb_w, thumb_h), interpolation=cv2.INTER_AREA),
                              cv2.COLOR_BGR2RGB)
         pts.append(frame.pts)
         times.append(frame.time)
-        columns["content"].append(sink.last if i else 0.0)
+        columns["content"].append(content_score)
         columns["brightness"].append(float(frame.luma.mean()))
         for name in MOTION_FIELDS:
             columns[name].append(getattr(motion, name))
         columns["thumb_diff"].append(thumb_distance(recent[-1], thumb) if recent else 0.0)
         recent.append(thumb)
         _measure_return(recent, columns, flash_frames)
-        blend = blends.push(thumb, motion.matrix())
+        blend = blends.push(thumb, motion.matrix()) if camera else (0.0, 0.0)
         if blend is not None:
             columns["blend_gain"].append(blend[0])
             columns["blend_spread"].append(blend[1])

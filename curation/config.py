@@ -48,6 +48,10 @@ class AnalysisConfig(_Section):
         "it at least this (720p -> 160x90); flow, cut scores and thumbnails all use them."
     )
     thumb_size: tuple[int, int] = Field((48, 27), description="Thumbnail WxH kept for cut verification.")
+    skip_loop_filter: bool = Field(
+        True, description="Skip the codec's deblocking filter while analysing (decodes ~20% faster; invisible "
+        "in 4-8x reduced frames; clips are always decoded in full)."
+    )
     task_memory_mb: int = Field(1536, ge=64, description="Memory a decode + analysis task asks Ray for.")
 
 

@@ -55,8 +55,23 @@ def frame_count(start_s: float, end_s: float, rate: Fraction) -> int:
     return max(1, int(round((end_s - start_s) * float(rate))))
 
 
+def clip_facts(path: str) -> dict:
+    """Facts of a written clip file (what `extract_clip` returns)."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for packet in container.demux(stream) if packet.size)
+        return {"num_frames": frames, "fps": float(stream.average_rate), "width": stream.codec_context.width,
+                "height": stream.codec_context.height, "bytes": os.path.getsize(path)}
+
+
 def extract_clip(spec: ClipSpec, cfg: ExtractConfig) -> dict:
-    """Write the clip (under a temp name, renamed when complete); returns its facts."""
+    """Write the clip (under a temp name, renamed when complete); returns its facts.
+
+    A clip file that is already there is complete (only finished files get their name): it is kept, and
+    its facts are read back, so a run killed between writing a clip and recording it does not redo it.
+    """
+    if os.path.exists(spec.out_path):
+        return clip_facts(spec.out_path)
     rate = output_rate(spec.fps)
     n_out = frame_count(spec.start_s, spec.end_s, rate)
     src = av.open(spec.source, metadata_errors="ignore")

@@ -8,6 +8,8 @@ displayed orientation (a pan stays a pan on a phone video stored sideways).
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -62,9 +64,10 @@ def reduce_frame(frame: av.VideoFrame, size: tuple[int, int], factor: int) -> tu
     if name in _PLANAR_8BIT:
         sx = 2 if name.endswith(("420p", "422p")) else 1
         sy = 2 if name.endswith("420p") else 1
-        luma = _shrink(_plane(frame, 0, w * factor, h * factor), w, h)
-        u = _shrink(_plane(frame, 1, w * factor // sx, h * factor // sy), w // 2, h // 2)
-        v = _shrink(_plane(frame, 2, w * factor // sx, h * factor // sy), w // 2, h // 2)
+        luma_plane = _plane(frame, 0, w * factor, h * factor)
+        luma = _shrink(luma_plane[::2] if factor % 2 == 0 else luma_plane, w, h)
+        u = _pick(_plane(frame, 1, w * factor // sx, h * factor // sy), w // 2, h // 2)
+        v = _pick(_plane(frame, 2, w * factor // sx, h * factor // sy), w // 2, h // 2)
         i420 = np.concatenate([luma.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, w)
         bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
         return luma, bgr
@@ -80,39 +83,108 @@ def _shrink(plane: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(plane[: h * fy, : w * fx], (w, h), interpolation=cv2.INTER_AREA)
 
 
-def open_video(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open `path` for threaded decoding of its first video stream."""
+def _pick(plane: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Every n-th sample of `plane` down to (w, h): chroma is smooth, so this is close to an average."""
+    fx, fy = plane.shape[1] // w, plane.shape[0] // h
+    return np.ascontiguousarray(plane[: h * fy : fy, : w * fx : fx])
+
+
+def open_video(
+    path: str, skip_loop_filter: bool = False
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open `path` for threaded decoding of its first video stream.
+
+    `skip_loop_filter` skips the codec's deblocking filter (H.264/HEVC decode ~20% faster): invisible once
+    frames are area-averaged 4-8x for analysis, never used for clips.
+    """
     container = av.open(path, metadata_errors="ignore")
     if not container.streams.video:
         container.close()
         raise ValueError("no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    if skip_loop_filter:
+        stream.codec_context.options = {"skip_loop_filter": "all"}
     return container, stream
 
 
-def iter_small_frames(path: str, short_side: int) -> Iterator[SmallFrame]:
+def iter_small_frames(
+    path: str, short_side: int, prefetch: int = 8, skip_loop_filter: bool = False
+) -> Iterator[SmallFrame]:
     """Yield every decoded frame of `path`, reduced to `short_side`, in decode output order.
 
-    Stops at the first undecodable packet past a readable prefix (the caller sees how far it got).
+    Decoding runs in a background thread, `prefetch` frames ahead (PyAV releases the GIL while the codec
+    works), so reducing and measuring frames overlaps with decoding. An error in the stream is raised to
+    the caller after the frames before it.
     """
-    container, stream = open_video(path)
+    decoded = _decoded_frames(path, skip_loop_filter)
+    return _reduced(_prefetched(decoded, prefetch) if prefetch > 0 else decoded, short_side)
+
+
+_DONE = object()
+
+
+def _prefetched(items: Iterator, depth: int) -> Iterator:
+    """Run `items` in a thread, at most `depth` ahead; stops the thread when the consumer goes away."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((True, _DONE))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            buffer.put((False, exc))
+        finally:
+            items.close()
+
+    worker = threading.Thread(target=produce, name="decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = buffer.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def _decoded_frames(path: str, skip_loop_filter: bool) -> Iterator[av.VideoFrame]:
+    container, stream = open_video(path, skip_loop_filter)
+    try:
+        yield from container.decode(stream)
+    finally:
+        container.close()
+
+
+def _reduced(frames: Iterator[av.VideoFrame], short_side: int) -> Iterator[SmallFrame]:
     try:
         size = None
         factor = 1
         rotation = 0
-        time_base = float(stream.time_base) if stream.time_base else 0.0
-        index = 0
-        for frame in container.decode(stream):
+        time_base = 0.0
+        for index, frame in enumerate(frames):
             if size is None:
                 factor = reduction_factor(frame.width, frame.height, short_side)
                 size = analysis_size(frame.width, frame.height, short_side)
                 rotation = frame.rotation or 0
+                time_base = float(frame.time_base) if frame.time_base else 0.0
             luma, bgr = reduce_frame(frame, size, factor)
             if rotation:
                 luma, bgr = _rotate(luma, rotation), _rotate(bgr, rotation)
             pts = frame.pts if frame.pts is not None else index
             yield SmallFrame(index, pts, pts * time_base, luma, bgr)
-            index += 1
     finally:
-        container.close()
+        frames.close()

@@ -63,13 +63,16 @@ class MotionEstimator:
         self._src = np.stack([gx.ravel(), gy.ravel()], axis=-1).astype(np.float32)
         self._centre = np.array([(self.width - 1) / 2.0, (self.height - 1) / 2.0])
 
-    def estimate(self, prev: np.ndarray, cur: np.ndarray) -> PairMotion:
-        """Motion from `prev` to `cur` (uint8 luma of this estimator's size)."""
+    def estimate(self, prev: np.ndarray, cur: np.ndarray, camera: bool = True) -> PairMotion:
+        """Motion from `prev` to `cur` (uint8 luma of this estimator's size); `camera=False` stops after the
+        flow residuals that cut detection needs (no camera model, no object motion)."""
         flow = self.flow.calc(prev, cur, None)
         warped = cv2.remap(cur, self._map + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         inner = self._inner
         warp_error = float(cv2.absdiff(warped[inner], prev[inner]).mean())
         raw_diff = float(cv2.absdiff(cur[inner], prev[inner]).mean())
+        if not camera:
+            return PairMotion(0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, warp_error, raw_diff)
 
         vectors = flow[self._grid]
         dst = self._src + vectors

