@@ -86,7 +86,8 @@ def analyze_source(
     thumb_w, thumb_h = analysis.thumb_size
 
     columns: dict[str, list[float]] = {name: [] for name in MOTION_FIELDS}
-    columns.update(content=[], brightness=[], thumb_diff=[], return_diff=[], blend_gain=[], blend_spread=[])
+    columns.update(content=[], brightness=[], thumb_diff=[], return_diff=[], back_diff=[], blend_gain=[],
+                   blend_spread=[])
     pts: list[int] = []
     times: list[float] = []
     color_thumbs: dict[int, np.ndarray] = {}
@@ -161,13 +162,21 @@ def analyze_source(
 
 
 def _measure_return(recent: deque, columns: dict[str, list[float]], flash_frames: int) -> None:
-    """return_diff[p]: how close the picture comes back to frame p-1 within `flash_frames` frames after p
-    (a flash or strobe returns; a cut does not). Filled in as soon as those frames have arrived."""
+    """Flash evidence, both ways (a flash or strobe returns to the picture before it; a cut does not).
+
+    return_diff[p]: how close the picture comes back to frame p-1 within `flash_frames` frames after p
+    (filled in once those frames have arrived). back_diff[p]: how close frame p is to a frame shortly
+    before p-1 (the end of a flash of up to `flash_frames` frames).
+    """
+    frames = list(recent)
+    current = frames[-1]
+    older = frames[:-2][-flash_frames:]
+    columns["back_diff"].append(min((thumb_distance(current, x) for x in older), default=np.nan))
     p = len(columns["content"]) - 1 - flash_frames
     if p < 0 or len(columns["return_diff"]) != p:
         return
-    if p == 0 or len(recent) < flash_frames + 2:
+    if p == 0 or len(frames) < flash_frames + 2:
         columns["return_diff"].append(np.nan)
         return
-    before = recent[-flash_frames - 2]
-    columns["return_diff"].append(min(thumb_distance(before, later) for later in list(recent)[-flash_frames:]))
+    before = frames[-flash_frames - 2]
+    columns["return_diff"].append(min(thumb_distance(before, later) for later in frames[-flash_frames:]))

@@ -7,7 +7,6 @@ across moves, resolutions and frame rates.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -178,7 +177,3 @@ def dominant_label(segments: list[Segment]) -> str:
     if total.get("edited", 0.0) >= 0.2 * duration:
         return "edited"
     return max(total, key=lambda k: total[k])
-
-
-def is_finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -106,7 +106,6 @@ class CameraConfig(_Section):
     )
     edit_spread: float = Field(6.0, gt=0, description="... and whose neighbours differ by at least this (0-255).")
     edit_min_frames: int = Field(6, ge=2, description="A fade/dissolve spans at least this many frames.")
-    min_confidence: float = Field(0.5, ge=0, le=1, description="Segments below this confidence are not asserted.")
 
 
 class FilterConfig(_Section):

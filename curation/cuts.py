@@ -52,10 +52,12 @@ def cut_scores(features: dict[str, np.ndarray], cfg: SceneConfig) -> np.ndarray:
 
 
 def is_flash(features: dict[str, np.ndarray], i: int) -> bool:
-    """The picture comes back to frame i-1's within the flash window: a flash or strobe, not a cut."""
-    back = features["return_diff"][i]
-    jump = features["thumb_diff"][i]
-    return bool(np.isfinite(back) and back < FLASH_RETURN * (jump + 1.0))
+    """The change at frame i starts or ends a flash: the picture comes back to frame i-1's within the flash
+    window, or frame i is back to a picture from just before the change."""
+    limit = FLASH_RETURN * (features["thumb_diff"][i] + 1.0)
+    returns = features["return_diff"][i]
+    back = features["back_diff"][i] if "back_diff" in features else np.nan
+    return bool((np.isfinite(returns) and returns < limit) or (np.isfinite(back) and back < limit))
 
 
 def detect_cuts(features: dict[str, np.ndarray], cfg: SceneConfig) -> tuple[list[int], np.ndarray]:

@@ -21,6 +21,7 @@ def _snapshot(folder):
 def test_kill_and_resume(sample_data, curated, tmp_path):
     inputs = tmp_path / "in"
     shutil.copytree(sample_data / "synthetic", inputs)
+    total = len(list(inputs.glob("*.mp4")))
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen([PYTHON, "-m", "droplet", "curate", str(inputs), str(out), "--no-progress"], cwd=REPO,
@@ -35,14 +36,14 @@ def test_kill_and_resume(sample_data, curated, tmp_path):
         kill_tree(pid, timeout=5)
     done_before = _snapshot(commits)
     clips_before = _snapshot(out / "clips")
-    assert 1 <= len(done_before) < 5, "killed after the first source committed, before the last"
+    assert 1 <= len(done_before) < total, "killed after the first source committed, before the last"
     assert not (out / "clips.parquet").exists()
 
     result = run_droplet(["curate", str(inputs), str(out), "--no-progress"], env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{len(done_before)} already done (skipped)" in result.stderr
     after = _snapshot(commits)
-    assert len(after) == 5
+    assert len(after) == total
     assert all(after[name] == stamp for name, stamp in done_before.items()), "a committed source was redone"
     clips_after = _snapshot(out / "clips")
     assert all(clips_after[name] == stamp for name, stamp in clips_before.items()), "a written clip was redone"
@@ -56,5 +57,5 @@ def test_kill_and_resume(sample_data, curated, tmp_path):
     assert sorted(clips[clips.keep].clip_id) == sorted(expected[expected.keep].clip_id)
 
     again = run_droplet(["curate", str(inputs), str(out), "--no-progress"], env=env)
-    assert again.returncode == 0 and "5 already done (skipped), 0 to do" in again.stderr
+    assert again.returncode == 0 and f"{total} already done (skipped), 0 to do" in again.stderr
     assert _snapshot(out / "clips") == clips_after

@@ -23,7 +23,7 @@ DISSOLVE, DISSOLVE_HOLD = 40, 25
 class Shot:
     """One shot of a synthetic video; ``label`` is the SPEC camera label the shot should get."""
 
-    kind: str  # camera | static | object | shaky | fade | dissolve
+    kind: str  # camera | short | flash | reframe | static | object | shaky | fade | dissolve
     label: str
     frames: int
     seed: int
@@ -80,6 +80,16 @@ def _object_frames(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
         yield frame
 
 
+def _reframe_frames(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
+    """Shots of one scene cut together (a jump cut): the same canvas (seed), framings `extra["jump"]` apart
+    (dx, dy in output px from the canvas centre, scale), each a slow pan."""
+    cw, ch = 3 * width, 3 * height
+    renderer = Renderer(_texture(shot.style, ch, cw, shot.seed))
+    dx, dy, scale = shot.extra["jump"]
+    for pose in move_poses(shot.label, shot.frames, shot.rate, base_scale=scale):
+        yield renderer.render(pose.shifted(cw / 2 + dx, ch / 2 + dy), width, height)
+
+
 def _blend_frames(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
     """Fade (A -> black -> B) or dissolve (A -> B); both scenes are slow pans on their own textures."""
     n = shot.frames
@@ -117,8 +127,15 @@ def _blend_weights(kind: str, i: int) -> tuple[float, float]:
 
 def shot_frames(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
     """The shot's uint8 RGB frames, one at a time."""
-    if shot.kind == "camera":
+    if shot.kind in ("camera", "short"):
         yield from camera_frames(shot.label, shot.frames, shot.rate, shot.seed, width, height, shot.style)
+    elif shot.kind == "flash":  # a camera move with a burst of white frames (a photo flash, a strobe)
+        first, last = shot.extra["flash"]
+        frames = camera_frames(shot.label, shot.frames, shot.rate, shot.seed, width, height, shot.style)
+        for i, frame in enumerate(frames):
+            yield np.full_like(frame, 250) if first <= i < last else frame
+    elif shot.kind == "reframe":  # a slow pan over one fixed canvas, from a jumped-to framing of it
+        yield from _reframe_frames(shot, width, height)
     elif shot.kind == "static":  # nothing moves: one render, repeated
         frame = next(camera_frames("static", 1, 0.0, shot.seed, width, height, shot.style))
         for _ in range(shot.frames):
@@ -143,14 +160,19 @@ def shot_truth(shot: Shot, start: int, width: int, height: int) -> dict[str, Any
     rec: dict[str, Any] = {
         "start_frame": start, "end_frame": end, "label": shot.label, "kind": shot.kind,
         "speed": shot.speed, "texture": shot.style, "similar_cut_before": shot.similar_cut_before,
-        "expect_keep": shot.kind not in ("static", "fade", "dissolve"), "expect_reason": None,
+        "expect_keep": shot.kind not in ("static", "fade", "dissolve", "short"), "expect_reason": None,
     }
-    if shot.kind == "camera":
+    if shot.kind in ("camera", "short", "flash", "reframe"):
         family = shot.label.split("_")[0]
         unit = {"pan": "px_per_frame", "tilt": "px_per_frame", "zoom": "percent_per_frame",
                 "roll": "deg_per_frame"}[family]
         rec["rate"] = {unit: shot.rate}
         rec["screen_motion"] = screen_motion(shot.label, shot.rate)
+        if shot.kind == "short":
+            rec["expect_reason"] = "too_short"
+        if shot.kind == "flash":
+            first, last = shot.extra["flash"]
+            rec["flash_span"] = [start + first, start + last]
     elif shot.kind == "static":
         rec["expect_reason"] = "static"
         rec["rate"] = {}
@@ -222,6 +244,13 @@ def synthetic_plan(width: int = 640, height: int = 360) -> dict[str, tuple[int, 
             _cam("pan_right", "slow", 81, 405, similar_cut_before=True, **similar),
             _cam("zoom_in", "slow", 98, 406, similar_cut_before=True, **similar),
             Shot("dissolve", "edited", 90, 407)]),
+        "short_e.mp4": (width, height, [
+            _cam("pan_right", "slow", 90, 601), Shot("short", "tilt_up", 3, 602, speed="fast"),
+            Shot("short", "pan_left", 5, 603, speed="fast"), Shot("short", "zoom_in", 9, 604, speed="fast"),
+            Shot("flash", "pan_left", 95, 605, speed="slow", extra={"flash": (45, 47)}),
+            _cam("tilt_down", "fast", 85, 606),
+            Shot("reframe", "pan_right", 88, 607, speed="slow", extra={"jump": (0.0, 0.0, 1.0)}),
+            Shot("reframe", "pan_right", 92, 607, speed="slow", extra={"jump": (150.0, 60.0, 0.8)})]),
         "hd_shots.mp4": (1280, 720, [_cam("pan_right", "fast", 90, 501), _cam("zoom_in", "slow", 96, 502)]),
     }
 
