@@ -18,6 +18,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from curation.config import ExtractConfig
+from curation.media import open_container
 
 STANDARD_RATES = (Fraction(24000, 1001), 24, 25, Fraction(30000, 1001), 30, 48, 50, Fraction(60000, 1001), 60)
 
@@ -74,7 +75,7 @@ def extract_clip(spec: ClipSpec, cfg: ExtractConfig) -> dict:
         return clip_facts(spec.out_path)
     rate = output_rate(spec.fps)
     n_out = frame_count(spec.start_s, spec.end_s, rate)
-    src = av.open(spec.source, metadata_errors="ignore")
+    src = open_container(spec.source)
     tmp = f"{spec.out_path}.tmp-{os.getpid()}"
     try:
         stream = src.streams.video[0]

@@ -16,6 +16,7 @@ import numpy as np
 
 from curation import reasons
 from curation.config import CurateConfig
+from curation.media import open_container
 from curation.reasons import Rejected
 from shards.ids import source_id_from_stream
 
@@ -45,14 +46,6 @@ class ProbeInfo:
         return asdict(self)
 
 
-def is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def local_path(uri: str) -> str:
-    return uri[len("file://"):] if uri.startswith("file://") else uri
-
-
 def hash_source(uri: str) -> tuple[str, int]:
     """(source_id, size in bytes) of a local path or fsspec URI."""
     try:
@@ -66,9 +59,8 @@ def hash_source(uri: str) -> tuple[str, int]:
 
 def _open(uri: str) -> av.container.InputContainer:
     """Open with PyAV; the failure tells an mp4 without its index from something that is no video."""
-    target = local_path(uri) if is_local(uri) else fsspec.open(uri, "rb").open()
     try:
-        return av.open(target, metadata_errors="ignore")
+        return open_container(uri)
     except av.error.InvalidDataError as exc:
         text = str(exc).lower()
         if "moov atom not found" in text or _looks_like_cut_mp4(uri):

@@ -43,10 +43,7 @@ def probe_row(row: dict, config: dict) -> dict:
 def _analyze_in_child(source: str, cfg: CurateConfig, keep_thumbs: bool, fps: float) -> bytes:
     from curation.analyze import analyze_source
     from curation.cuts import detect_cuts
-    from curation.probe import is_local, local_path
-
-    path = local_path(source) if is_local(source) else source
-    analysis = analyze_source(path, cfg.analysis, cfg.scenes, keep_thumbs=keep_thumbs, fps=fps)
+    analysis = analyze_source(source, cfg.analysis, cfg.scenes, keep_thumbs=keep_thumbs, fps=fps)
     cuts: list[int] = []
     if not keep_thumbs:
         cuts, score = detect_cuts(analysis.features, cfg.scenes)
@@ -153,10 +150,7 @@ def clip_rows(key: str, source: str, plan: dict, store) -> list[dict]:  # noqa: 
 
 def _extract_in_child(spec: dict, cfg: CurateConfig) -> dict:
     from curation.extract import ClipSpec, extract_clip
-    from curation.probe import is_local, local_path
 
-    if is_local(spec["source"]):
-        spec = {**spec, "source": local_path(spec["source"])}
     return extract_clip(ClipSpec(**spec), cfg.extract)
 
 
