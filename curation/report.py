@@ -43,15 +43,16 @@ def _plots(clips: list[dict], sources: list[dict]) -> list[tuple[str, str]]:
         plt.close(fig)
     kept = [c for c in clips if c["keep"]]
     if clips:
-        labels = {}
-        for c in clips:
-            labels[c["camera_motion"]] = labels.get(c["camera_motion"], 0) + 1
+        names = sorted({c["camera_motion"] for c in clips})
+        kept_counts = [sum(1 for c in kept if c["camera_motion"] == n) for n in names]
+        other_counts = [sum(1 for c in clips if c["camera_motion"] == n and not c["keep"]) for n in names]
         fig, ax = plt.subplots(figsize=(6, 3))
-        names = sorted(labels)
-        ax.bar(names, [labels[n] for n in names], color="#4f81bd")
+        ax.bar(names, kept_counts, color="#4f81bd", label="kept")
+        ax.bar(names, other_counts, bottom=kept_counts, color="#bbbbbb", label="rejected")
         ax.tick_params(axis="x", rotation=45)
         ax.set_ylabel("clips")
-        plots.append(("Camera motion (dominant label, all clips)", _png(fig)))
+        ax.legend()
+        plots.append(("Camera motion (dominant label per clip)", _png(fig)))
         plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3))
         ax.hist([c["end_s"] - c["start_s"] for c in kept] or [0], bins=30, color="#9bbb59")

@@ -58,3 +58,19 @@ def test_probe_under_a_tiny_time_limit_is_a_timeout(sample_data):
     with pytest.raises(Rejected) as info:
         run_isolated(probe_source, str(sample_data / "real" / "music_video.mp4"), CurateConfig(), timeout_s=0.001)
     assert info.value.reason == reasons.TIMEOUT
+
+
+def test_a_source_past_its_time_limit_costs_only_itself(ray_head, tiny_input, tmp_path):
+    """End to end: the analysis child of one source is killed at its limit; the run goes on and exits 0."""
+    from conftest import read_table, run_droplet
+
+    config = tmp_path / "tight.yaml"
+    config.write_text("timeouts:\n  analyze_base_s: 0.05\n  analyze_per_video_s: 0.0\n")
+    out = tmp_path / "out"
+    result = run_droplet(["curate", str(tiny_input), str(out), "--config", str(config), "--address",
+                          ray_head["address"], "--no-progress"], env=ray_head["env"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    sources = read_table(out, "sources").set_index("source")
+    assert sources.loc[str(tiny_input / "hd_shots.mp4"), "reason"] == "timeout"
+    assert sources.loc[str(tiny_input / "not_a_video.mp4"), "reason"] == "not_a_video"
+    assert "timeout" in result.stderr
