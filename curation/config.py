@@ -149,29 +149,6 @@ class CurateConfig(_Section):
         return data
 
 
-def render_yaml(config: BaseModel, header: str = "") -> str:
-    """The config as commented YAML (each key with its description): what `configs/curate.yaml` holds."""
-    import yaml
-
-    lines = [header.rstrip("\n")] if header else []
-
-    def emit(model: BaseModel, indent: int) -> None:
-        for name, spec in type(model).model_fields.items():
-            value = getattr(model, name)
-            pad = " " * indent
-            if isinstance(value, BaseModel):
-                doc = " ".join((type(value).__doc__ or "").split())
-                lines.append(f"{pad}{name}:" + (f"  # {doc}" if doc else ""))
-                emit(value, indent + 2)
-                continue
-            plain = list(value) if isinstance(value, tuple) else value
-            text = yaml.safe_dump(plain, default_flow_style=True).strip().removesuffix("...").strip()
-            lines.append(f"{pad}{name}: {text}" + (f"  # {spec.description}" if spec.description else ""))
-
-    emit(config, 0)
-    return "\n".join(lines) + "\n"
-
-
 CURATE_YAML_HEADER = """\
 # droplet curate config. Every key is optional: a missing one takes the default shown here.
 # Validated on load: unknown keys and bad values stop the command (exit 2) with one line saying which.

@@ -49,6 +49,62 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _caption_config(args: argparse.Namespace):  # noqa: ANN202
+    from captioning.config import CaptionConfig
+    from droplet.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, CaptionConfig)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if getattr(args, "backend", None):
+        cfg = cfg.model_copy(update={"backend": args.backend})
+    return cfg
+
+
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from captioning.pipeline import CaptionConfigMismatch, run_caption
+
+    cfg = _caption_config(args)
+    try:
+        summary = run_caption(args.out, cfg, address=args.address, shard=not args.no_shard)
+    except (CaptionConfigMismatch, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"\ncaption summary ({args.out}, backend {cfg.backend})")
+    print(f"  kept clips            {summary.clips}")
+    print(f"  captioned this run    {summary.captioned}")
+    print(f"  failed QA             {summary.qa_failed}" + "".join(f"\n    {k}: {v}" for k, v in
+                                                                    sorted(summary.qa_reasons.items())))
+    print(f"  errors (retried next run) {summary.errors}")
+    if summary.shards:
+        print(f"  shards written        {summary.shards.get('new_shards', summary.shards)}")
+    print(f"  seconds               {summary.seconds:.1f}")
+    return 0
+
+
+def _cmd_shard(args: argparse.Namespace) -> int:
+    from captioning.pipeline import run_shard
+
+    try:
+        report = run_shard(args.out, _caption_config(args))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"shard summary ({args.out}/shards): {report}")
+    return 0
+
+
+def _cmd_rewrite_prompt(args: argparse.Namespace) -> int:
+    from captioning.rewrite import rewrite
+
+    try:
+        text, note = rewrite(args.text, _caption_config(args))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(text)
+    print(f"({note})", file=sys.stderr)
+    return 0
+
+
 def print_summary(summary, out: str) -> None:  # noqa: ANN001
     rows = [
         ("sources", summary.sources),
@@ -70,9 +126,15 @@ def print_summary(summary, out: str) -> None:  # noqa: ANN001
 
 
 def _cmd_config_defaults(args: argparse.Namespace) -> int:
-    from curation.config import CURATE_YAML_HEADER, CurateConfig, render_yaml
+    from droplet.config import render_yaml
 
-    print(render_yaml(CurateConfig(), CURATE_YAML_HEADER), end="")
+    if args.name == "curate":
+        from curation.config import CURATE_YAML_HEADER as header
+        from curation.config import CurateConfig as model
+    else:
+        from captioning.config import CAPTION_YAML_HEADER as header
+        from captioning.config import CaptionConfig as model
+    print(render_yaml(model(), header), end="")
     return 0
 
 
@@ -102,9 +164,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_curate)
 
+    backends = ["grounded", "vllm", "openai"]
+    p = sub.add_parser("caption", help="caption kept clips (grounded, vLLM or OpenAI-compatible), then shard",
+                       description="Caption every kept clip of OUT without a caption (or whose last try failed), "
+                       "check each caption (QA), then write WebDataset shards.")
+    p.add_argument("out", help="an OUT folder made by `droplet curate`")
+    p.add_argument("--backend", choices=backends, help="override the config's backend")
+    p.add_argument("--config", help="YAML config (default: configs/caption.yaml's values)")
+    p.add_argument("--address", help="Ray cluster address for the vllm backend")
+    p.add_argument("--no-shard", action="store_true", help="caption only")
+    p.set_defaults(func=_cmd_caption)
+
+    p = sub.add_parser("shard", help="shard what is captioned and not yet sharded",
+                       description="Append WebDataset shards for captioned clips that are in no shard yet.")
+    p.add_argument("out", help="an OUT folder")
+    p.add_argument("--config", help="YAML config (its `shards` section)")
+    p.set_defaults(func=_cmd_shard)
+
+    p = sub.add_parser("rewrite-prompt", help="rewrite a short prompt into the caption style",
+                       description="Rewrite a short user prompt into a ~200-word camera-aware caption.")
+    p.add_argument("text", help="the prompt")
+    p.add_argument("--backend", choices=backends, help="override the config's backend")
+    p.add_argument("--config", help="YAML config")
+    p.set_defaults(func=_cmd_rewrite_prompt)
+
     p = sub.add_parser("config-defaults", help="print a config with every default and its documentation",
                        description="Print the default config as commented YAML (what configs/<name>.yaml holds).")
-    p.add_argument("name", choices=["curate"], help="which config")
+    p.add_argument("name", choices=["curate", "caption"], help="which config")
     p.set_defaults(func=_cmd_config_defaults)
     return parser
 

@@ -45,3 +45,24 @@ def load_config(path: str | Path | None, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+
+
+def render_yaml(config: BaseModel, header: str = "") -> str:
+    """The config as commented YAML (each key with its description): what `configs/<name>.yaml` holds."""
+    lines = [header.rstrip("\n")] if header else []
+
+    def emit(model: BaseModel, indent: int) -> None:
+        for name, spec in type(model).model_fields.items():
+            value = getattr(model, name)
+            pad = " " * indent
+            if isinstance(value, BaseModel):
+                doc = " ".join((type(value).__doc__ or "").split())
+                lines.append(f"{pad}{name}:" + (f"  # {doc}" if doc else ""))
+                emit(value, indent + 2)
+                continue
+            plain = list(value) if isinstance(value, tuple) else value
+            text = yaml.safe_dump(plain, default_flow_style=True).strip().removesuffix("...").strip()
+            lines.append(f"{pad}{name}: {text}" + (f"  # {spec.description}" if spec.description else ""))
+
+    emit(config, 0)
+    return "\n".join(lines) + "\n"

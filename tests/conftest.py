@@ -24,6 +24,11 @@ import pytest
 
 from curation.sample_data import write_sample_data
 
+# Before anything imports ray in this process: keep Ray on 127.0.0.1 (Ray 2.60 otherwise rewrites it to the
+# machine's address) and use the session head's token auth, for tests that connect from here.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_AUTH_MODE"] = "token"
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent

@@ -7,8 +7,9 @@ import subprocess
 import pytest
 from conftest import PYTHON, REPO, run_droplet
 
-from curation.config import CURATE_YAML_HEADER, CurateConfig, render_yaml
+from curation.config import CURATE_YAML_HEADER, CurateConfig
 from curation.store import OutStore
+from droplet.config import render_yaml
 
 HELP_PROBE = """
 import sys
@@ -29,9 +30,13 @@ def test_help_is_light(args):
     assert result.stdout.strip().endswith("HEAVY: []")
 
 
-def test_shipped_config_is_the_documented_default():
-    text = (REPO / "configs" / "curate.yaml").read_text()
-    assert text == render_yaml(CurateConfig(), CURATE_YAML_HEADER)
+@pytest.mark.parametrize("name", ["curate", "caption"])
+def test_shipped_config_is_the_documented_default(name):
+    from captioning.config import CAPTION_YAML_HEADER, CaptionConfig
+
+    defaults = {"curate": (CurateConfig, CURATE_YAML_HEADER), "caption": (CaptionConfig, CAPTION_YAML_HEADER)}
+    model, header = defaults[name]
+    assert (REPO / "configs" / f"{name}.yaml").read_text() == render_yaml(model(), header)
 
 
 @pytest.mark.parametrize("body, words", [

@@ -1,0 +1,95 @@
+"""The captioning config (`configs/caption.yaml`): backend, frames, QA, shards; validated (pydantic)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FramesConfig(_Section):
+    """Frames a VLM sees: sampled uniformly over the clip."""
+
+    num_frames: int = Field(16, ge=1, le=128, description="Frames sampled uniformly from each clip.")
+    max_side: int = Field(448, ge=64, description="Long side of frames sent as images (downscaled, never up).")
+    jpeg_quality: int = Field(90, ge=30, le=100, description="JPEG quality of frames sent as images.")
+
+
+class QAConfig(_Section):
+    """Caption QA: length, and camera sentences against the measured timeline."""
+
+    min_words: int = Field(150, ge=1, description="Shorter captions fail QA (too_short).")
+    max_words: int = Field(260, ge=1, description="Longer captions fail QA (too_long).")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Timeline segments at least this sure are checked.")
+    retry: bool = Field(True, description="Ask a VLM backend once more, with the QA feedback, when QA fails.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> QAConfig:
+        if self.max_words < self.min_words:
+            raise ValueError("qa.max_words must be at least qa.min_words")
+        return self
+
+
+class OpenAIConfig(_Section):
+    """Any OpenAI-compatible chat-completions endpoint (`vllm serve`, say)."""
+
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="Endpoint base URL (ends in /v1).")
+    model: str = Field("Qwen2.5-VL-7B-Instruct", description="Model name the server expects.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (may be unset).")
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request time limit.")
+    retries: int = Field(3, ge=0, description="Retries after a timeout, a connection error, a 429 or a 5xx.")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry ...")
+    backoff_max_s: float = Field(30.0, ge=0, description="... up to this.")
+    max_tokens: int = Field(512, ge=16, description="Caption length budget in tokens.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    video: bool = Field(False, description="Send the frames as one video (servers that take video_url), not images.")
+
+
+class VLLMConfig(_Section):
+    """Ray Data LLM processor around a vLLM engine, reading a VLM from a local path."""
+
+    model_path: str = Field("/models/Qwen2.5-VL-7B-Instruct", description="Local folder of the VLM's weights.")
+    family: Literal["qwen2_5_vl", "internvl2"] = Field(
+        "qwen2_5_vl", description="qwen2_5_vl takes the clip as one video with its fps; internvl2 takes images."
+    )
+    runtime_env: str = Field(
+        "configs/vllm-runtime-env.yaml", description="Ray runtime_env file that brings vLLM (and its torch)."
+    )
+    batch_size: int = Field(16, ge=1, description="Rows per batch sent to an engine.")
+    concurrency: int = Field(1, ge=1, description="vLLM engine replicas.")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine.")
+    max_model_len: int = Field(32768, ge=1024, description="Context length of the engine.")
+    max_tokens: int = Field(512, ge=16, description="Caption length budget in tokens.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Share of GPU memory vLLM may take.")
+    should_continue_on_error: bool = Field(True, description="A failing row becomes an error row, not a failed job.")
+
+
+class ShardConfig(_Section):
+    """WebDataset shards written after captioning."""
+
+    target_bytes: int = Field(1_000_000_000, ge=1, description="A shard closes before it would pass this size.")
+    qa_passed_only: bool = Field(True, description="Shard only captions that passed QA.")
+
+
+class CaptionConfig(_Section):
+    """Everything `droplet caption`, `droplet shard` and `droplet rewrite-prompt` read."""
+
+    backend: Literal["grounded", "vllm", "openai"] = Field("grounded", description="Which captioner.")
+    frames: FramesConfig = FramesConfig()
+    qa: QAConfig = QAConfig()
+    openai: OpenAIConfig = OpenAIConfig()
+    vllm: VLLMConfig = VLLMConfig()
+    shards: ShardConfig = ShardConfig()
+
+
+CAPTION_YAML_HEADER = """\
+# droplet caption / shard / rewrite-prompt config. Every key is optional: a missing one takes the default shown.
+# Validated on load: unknown keys and bad values stop the command (exit 2) with one line saying which.
+# Generated from captioning/config.py (a test keeps the two equal): `droplet config-defaults caption`.
+"""

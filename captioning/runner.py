@@ -1,0 +1,72 @@
+"""Caption a batch of clips with any backend, check each caption, and retry once with the QA feedback."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from captioning.config import CaptionConfig
+from captioning.prompts import PROMPT_VERSION, caption_prompt, retry_prompt
+from captioning.qa import QAResult, check_caption, count_words
+from captioning.timeline import segments_of
+
+CAPTION_FAILED = "caption_failed"
+
+
+class Backend(Protocol):
+    """Anything that turns (clip row, prompt) pairs into (caption, error) pairs, in order."""
+
+    name: str
+    model: str
+    retries_with_feedback: bool
+
+    def generate(self, requests: list[tuple[dict[str, Any], str]]) -> list[tuple[str | None, str | None]]: ...
+
+
+def _row(clip: dict, backend: Backend, caption: str | None, qa: QAResult | None, error: str | None) -> dict:
+    return {
+        "clip_id": clip["clip_id"],
+        "caption": caption,
+        "backend": backend.name,
+        "model": backend.model,
+        "prompt_version": PROMPT_VERSION,
+        "words": count_words(caption) if caption else 0,
+        "qa_passed": bool(qa.passed) if qa else False,
+        "qa_reason": qa.reason if qa else None,
+        "error": error,
+        "created_at": time.time(),
+    }
+
+
+def caption_batch(clips: list[dict[str, Any]], backend: Backend, cfg: CaptionConfig) -> list[dict[str, Any]]:
+    """captions.parquet rows for `clips`, in the same order."""
+    qa_cfg = cfg.qa
+
+    def check(clip: dict, text: str) -> QAResult:
+        return check_caption(text, segments_of(clip), qa_cfg.min_words, qa_cfg.max_words, qa_cfg.min_confidence)
+
+    prompts = [caption_prompt(c, qa_cfg.min_words, qa_cfg.max_words, qa_cfg.min_confidence) for c in clips]
+    rows: list[dict | None] = [None] * len(clips)
+    again: list[tuple[int, str, str, QAResult]] = []
+    for i, (clip, (text, error)) in enumerate(zip(clips, backend.generate(list(zip(clips, prompts, strict=True))),
+                                                  strict=True)):
+        if error is not None or not text:
+            rows[i] = _row(clip, backend, None, None, f"{CAPTION_FAILED}: {error or 'empty caption'}")
+            continue
+        qa = check(clip, text)
+        if qa.passed or not (qa_cfg.retry and backend.retries_with_feedback):
+            rows[i] = _row(clip, backend, text, qa, None)
+        else:
+            again.append((i, retry_prompt(prompts[i], text, qa.reason or ""), text, qa))
+    if again:
+        second = backend.generate([(clips[i], prompt) for i, prompt, _, _ in again])
+        for (i, _, first_text, first_qa), (text, error) in zip(again, second, strict=True):
+            if error is not None or not text:
+                reason = f"{first_qa.reason}; the retry failed: {error or 'empty caption'}"
+                rows[i] = _row(clips[i], backend, first_text, QAResult(False, reason, first_qa.words), None)
+            else:
+                qa = check(clips[i], text)
+                if not qa.passed:
+                    qa = QAResult(False, f"{qa.reason} (after a retry with feedback)", qa.words)
+                rows[i] = _row(clips[i], backend, text, qa, None)
+    return [r for r in rows if r is not None]

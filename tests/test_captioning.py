@@ -1,0 +1,331 @@
+"""Captioning: QA catches planted errors; grounded captions of the synthetic set pass QA and agree with the
+truth; the OpenAI-compatible backend against a stub server on 127.0.0.1 that fails in every way; the vLLM
+processor is built from config (vLLM itself runs only inside its actors, never here)."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import run_droplet
+
+from captioning.config import CaptionConfig, OpenAIConfig, QAConfig, VLLMConfig
+from captioning.grounded import GroundedCaptioner
+from captioning.openai_backend import MalformedResponse, build_request, parse_response
+from captioning.qa import check_caption, count_words, mentioned_moves
+from captioning.timeline import Segment, segments_of
+from captioning.vllm_backend import postprocess_row, preprocess_row
+
+PAN_RIGHT = [Segment(0.0, 3.5, "pan_right", 0.1, 0.95)]
+FILLER = ("The shot is continuous and the light stays even, with the colours holding steady from the first "
+          "frame to the last while the layout of the scene remains easy to follow. ")
+
+
+def _caption(*sentences: str, words: int = 200) -> str:
+    text = " ".join(sentences) + " "
+    while count_words(text) < words:
+        text += FILLER
+    return " ".join(text.split()[:words])
+
+
+# --------------------------------------------------------------------------------------------- QA
+
+
+def test_qa_passes_a_right_caption():
+    assert check_caption(_caption("The camera pans steadily to the right, revealing a street."), PAN_RIGHT,
+                         150, 260, 0.5).passed
+
+
+@pytest.mark.parametrize("text, reason", [
+    (_caption("The camera pans slowly to the left across the room."), "wrong_direction"),
+    (_caption("A leftward pan follows the runner."), "wrong_direction"),
+    (_caption("The camera pans right.", words=60), "too_short"),
+    (_caption("The camera pans right.", words=300), "too_long"),
+    (_caption("The camera zooms in on a face."), "missing_move"),
+])
+def test_qa_catches_planted_errors(text, reason):
+    result = check_caption(text, PAN_RIGHT, 150, 260, 0.5)
+    assert not result.passed and result.reason.startswith(reason), result.reason
+
+
+def test_qa_still_camera_and_uncertain_segments():
+    still = [Segment(0.0, 3.0, "static", 0.0, 0.9)]
+    assert check_caption(_caption("The camera tilts up to the sky."), still, 150, 260, 0.5).reason.startswith(
+        "moved_a_still_camera")
+    assert check_caption(_caption("The camera holds still on the square."), still, 150, 260, 0.5).passed
+    unsure = [Segment(0.0, 3.0, "pan_right", 0.1, 0.3)]  # not confident: not asserted either way
+    assert check_caption(_caption("The camera pans to the left."), unsure, 150, 260, 0.5).passed
+
+
+def test_mentions_are_parsed():
+    text = ("It pans quickly toward the right, then tilts downward, zooms out, and finally rolls "
+            "counter-clockwise while the camera remains fixed on nothing.")
+    assert mentioned_moves(text) == {"pan_right", "tilt_down", "zoom_out", "roll_ccw", "static"}
+    assert mentioned_moves("the camera rolls clockwise") == {"roll_cw"}
+
+
+# --------------------------------------------------------------------------------------------- grounded
+
+
+@pytest.fixture(scope="module")
+def captioned(curated, tmp_path_factory) -> Path:
+    """A copy of the session's curated OUT, captioned with the grounded backend (the default), and sharded."""
+    out = tmp_path_factory.mktemp("captioned") / "out"
+    shutil.copytree(curated["out"], out)
+    result = run_droplet(["caption", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_grounded_captions_pass_qa_and_agree_with_truth(captioned, curated, truth):
+    captions = pq.read_table(captioned / "captions.parquet").to_pandas().set_index("clip_id")
+    clips = curated["clips"]
+    kept = clips[clips.keep]
+    assert set(captions.index) == set(kept.clip_id)
+    assert captions.qa_passed.all() and captions.error.isna().all()
+    assert captions.words.between(150, 260).all()
+    assert set(captions.backend) == {"grounded"} and captions.prompt_version.notna().all()
+    checked = 0
+    for relpath, video in truth["synthetic"].items():
+        source = str(curated["sample"] / relpath)
+        for shot in video["shots"]:
+            if shot["kind"] not in ("camera", "reframe", "flash"):
+                continue
+            mine = kept[(kept.source == source) & (kept.start_frame < shot["end_frame"])
+                        & (kept.end_frame > shot["start_frame"])]
+            for clip_id in mine.clip_id:
+                said = mentioned_moves(captions.loc[clip_id, "caption"])
+                assert shot["label"] in said, (clip_id, shot["label"], said)
+                opposite = {"left": "right", "right": "left", "up": "down", "down": "up", "in": "out", "out": "in",
+                            "cw": "ccw", "ccw": "cw"}
+                family, way = shot["label"].split("_")
+                assert f"{family}_{opposite[way]}" not in said
+                checked += 1
+    assert checked >= 16
+
+
+def test_caption_is_shards_and_a_rerun_redoes_nothing(captioned):
+    manifest = json.loads((captioned / "shards" / "manifest.json").read_text())
+    assert manifest["total_samples"] == pq.read_table(captioned / "captions.parquet").num_rows
+    before = pq.read_table(captioned / "captions.parquet").num_rows
+    again = run_droplet(["caption", str(captioned)])
+    assert again.returncode == 0 and "0 to caption" in again.stderr
+    assert pq.read_table(captioned / "captions.parquet").num_rows == before
+
+
+def test_a_different_caption_config_is_refused(captioned, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("qa:\n  min_words: 100\n")
+    result = run_droplet(["caption", str(captioned), "--config", str(config)])
+    assert result.returncode == 2 and "different config" in result.stderr
+
+
+def test_grounded_is_fast():
+    clip = {"clip_id": "x-0-100", "start_s": 0.0, "end_s": 4.0, "brightness": 0.5, "colors": ["#204060"],
+            "object_motion_score": 0.0, "camera_timeline": [{"start_s": 0.0, "end_s": 4.0, "label": "zoom_in",
+                                                             "speed": 0.05, "confidence": 1.0}]}
+    captioner = GroundedCaptioner()
+    started = time.perf_counter()
+    for i in range(500):
+        captioner.caption({**clip, "clip_id": f"x-{i}-100"})
+    assert 500 / (time.perf_counter() - started) >= 100
+
+
+# --------------------------------------------------------------------------------------------- openai
+
+
+def test_request_building_and_response_parsing():
+    cfg = OpenAIConfig(model="m", max_tokens=300)
+    jpeg = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    payload = build_request(cfg, "describe", [jpeg, jpeg])
+    user = payload["messages"][1]["content"]
+    assert payload["model"] == "m" and payload["max_tokens"] == 300
+    assert [p["type"] for p in user] == ["image_url", "image_url", "text"] and user[-1]["text"] == "describe"
+    assert base64.b64decode(user[0]["image_url"]["url"].split(",", 1)[1]) == jpeg
+    video = build_request(OpenAIConfig(video=True), "d", [jpeg, jpeg])["messages"][1]["content"]
+    assert video[0]["type"] == "video_url" and video[0]["video_url"]["url"].startswith("data:video/jpeg;base64,")
+    body = json.dumps({"choices": [{"message": {"content": "  A   caption.\n"}}]})
+    assert parse_response(body) == "A caption."
+    for bad in ("not json", "{}", json.dumps({"choices": []}), json.dumps({"choices": [{"message": {}}]})):
+        with pytest.raises(MalformedResponse):
+            parse_response(bad)
+
+
+MOVE_WORDS = {"pans left": "pans to the left", "pans right": "pans to the right", "tilts up": "tilts upward",
+              "tilts down": "tilts downward", "zooms in": "zooms in", "zooms out": "zooms out",
+              "rolls clockwise": "rolls clockwise", "rolls counter-clockwise": "rolls counter-clockwise",
+              "holds still": "holds still"}
+
+
+class Stub(http.server.BaseHTTPRequestHandler):
+    """A chat-completions server that fails on purpose. `mode` chaos: by request number, a 500, a hang past
+    the client's time limit, a malformed body, or an answer; good: always answers. Answers follow the
+    facts in the prompt, except that a first attempt in `wrong_first` mode names the opposite pan."""
+
+    state = {"mode": "chaos", "n": 0, "prompts": []}
+    lock = threading.Lock()
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][1]["content"][-1]["text"]
+        with self.lock:
+            n = self.state["n"]
+            self.state["n"] += 1
+            self.state["prompts"].append(prompt)
+        mode = self.state["mode"]
+        if mode == "chaos" and n % 4 == 0:
+            return self._send(500, b'{"error": "overloaded"}')
+        if mode == "chaos" and n % 4 == 1:
+            time.sleep(0.6)
+            return self._send(200, b"{}")
+        if mode == "chaos" and n % 4 == 2:
+            return self._send(200, b"<html>not json</html>")
+        facts = re.findall(r"the camera (pans \w+|tilts \w+|zooms \w+|rolls [\w-]+|holds still).*\(certain\)", prompt)
+        moves = [MOVE_WORDS[f] for f in facts] or ["holds still"]
+        if mode == "wrong_first" and "failed a check" not in prompt:
+            moves = [m.replace("right", "LEFT").replace("left", "right").replace("LEFT", "left") for m in moves]
+        text = _caption(*(f"Then the camera {m}, and new parts of the scene enter the frame." for m in moves))
+        return self._send(200, json.dumps({"choices": [{"message": {"content": text}}]}).encode())
+
+    def _send(self, status: int, data: bytes):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture()
+def stub():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    Stub.state.update(mode="chaos", n=0, prompts=[])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def _openai_config(tmp_path: Path, base_url: str) -> Path:
+    config = tmp_path / "openai.yaml"
+    config.write_text(f"backend: openai\nframes:\n  num_frames: 4\n  max_side: 128\nopenai:\n  base_url: {base_url}\n"
+                      "  model: stub\n  timeout_s: 0.2\n  retries: 1\n  backoff_s: 0.01\n  concurrency: 4\n")
+    return config
+
+
+def test_openai_backend_against_a_failing_server(captioned, stub, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(captioned, out, ignore=shutil.ignore_patterns("captions.parquet", "_work", "shards",
+                                                                  "caption_config.yaml"))
+    shutil.copytree(captioned / "_work", out / "_work", ignore=shutil.ignore_patterns("captions"))
+    config = _openai_config(tmp_path, stub)
+    first = run_droplet(["caption", str(out), "--config", str(config), "--no-shard"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = pq.read_table(out / "captions.parquet").to_pandas()
+    kept = pq.read_table(out / "clips.parquet").to_pandas().query("keep")
+    assert set(rows.clip_id) == set(kept.clip_id), "every clip has a row: nothing lost"
+    failed = rows[rows.error.notna()]
+    assert len(failed) > 0 and failed.error.str.startswith("caption_failed").all()
+    assert failed.error.str.contains("HTTP 500|timed out|malformed").all()
+    good = rows[rows.error.isna()]
+    assert len(good) > 0 and good.qa_passed.all()
+
+    Stub.state["mode"] = "good"
+    second = run_droplet(["caption", str(out), "--config", str(config)])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"{len(failed)} retried after an error" in second.stderr
+    rows2 = pq.read_table(out / "captions.parquet").to_pandas()
+    latest = rows2.groupby("clip_id").tail(1)
+    assert len(rows2) == len(rows) + len(failed), "only the failed clips were asked again"
+    assert latest.error.isna().all() and latest.qa_passed.all() and len(latest) == len(kept)
+    assert json.loads((out / "shards" / "manifest.json").read_text())["total_samples"] == len(kept)
+
+
+def test_qa_failure_is_retried_once_with_feedback(captioned, stub, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(captioned, out, ignore=shutil.ignore_patterns("captions.parquet", "_work", "shards",
+                                                                  "caption_config.yaml"))
+    shutil.copytree(captioned / "_work", out / "_work", ignore=shutil.ignore_patterns("captions"))
+    Stub.state["mode"] = "wrong_first"
+    result = run_droplet(["caption", str(out), "--config", str(_openai_config(tmp_path, stub)), "--no-shard"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = pq.read_table(out / "captions.parquet").to_pandas()
+    pans = rows[rows.caption.str.contains("pans to the")]
+    assert len(pans) > 0 and pans.qa_passed.all()
+    retries = [p for p in Stub.state["prompts"] if "failed a check: wrong_direction" in p]
+    assert len(retries) == len(pans)
+
+
+# --------------------------------------------------------------------------------------------- vllm
+
+
+def test_vllm_processor_is_built_from_config(ray_head, tmp_path):
+    import ray
+
+    model = tmp_path / "Qwen2.5-VL-7B-Instruct"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"],
+                                                   "model_type": "qwen2_5_vl"}))
+    from captioning.vllm_backend import build_caption_processor, load_runtime_env
+
+    cfg = CaptionConfig(backend="vllm", vllm=VLLMConfig(model_path=str(model), batch_size=4, tensor_parallel_size=2))
+    runtime_env = load_runtime_env(Path(__file__).parents[1] / "configs" / "vllm-runtime-env.yaml")
+    assert any("vllm" in p for p in runtime_env["pip"]["packages"])
+    if not ray.is_initialized():
+        ray.init(address=ray_head["address"], logging_level="ERROR")
+    processor = build_caption_processor(cfg, str(tmp_path / "clips"), runtime_env)
+    stages = list(processor.stages)
+    assert stages == ["PrepareMultimodalStage", "ChatTemplateStage", "TokenizeStage", "vLLMEngineStage",
+                      "DetokenizeStage"]
+    engine = processor.stages["vLLMEngineStage"]
+    assert engine.fn_constructor_kwargs["engine_kwargs"]["tensor_parallel_size"] == 2
+    assert engine.fn_constructor_kwargs["engine_kwargs"]["limit_mm_per_prompt"] == {"video": 1}
+    assert engine.map_batches_kwargs["runtime_env"] == runtime_env
+    media = processor.stages["PrepareMultimodalStage"].fn_constructor_kwargs["model_config_kwargs"]
+    assert media["media_io_kwargs"] == {"video": {"num_frames": 16}}
+
+
+def test_vllm_preprocess_and_postprocess(captioned):
+    clip_id = pq.read_table(captioned / "clips.parquet").to_pandas().query("keep").clip_id.iloc[0]
+    row = {"clip_id": clip_id, "prompt": "describe it"}
+    qwen = preprocess_row(row, CaptionConfig(), str(captioned / "clips"))
+    user = qwen["messages"][1]["content"]
+    assert user[0] == {"type": "video_url", "video_url": {"url": f"file://{captioned}/clips/{clip_id}.mp4"}}
+    assert user[1]["text"] == "describe it" and qwen["sampling_params"]["max_tokens"] == 512
+    intern = preprocess_row(row, CaptionConfig(vllm=VLLMConfig(family="internvl2")), str(captioned / "clips"))
+    images = [p for p in intern["messages"][1]["content"] if p["type"] == "image_url"]
+    assert len(images) == 16
+    frame = cv2.imdecode(np.frombuffer(base64.b64decode(images[0]["image_url"]["url"].split(",")[1]), np.uint8), 1)
+    assert frame is not None and max(frame.shape[:2]) <= 448
+    assert postprocess_row({"clip_id": "a", "generated_text": " A  caption "}) == {
+        "clip_id": "a", "caption": "A caption", "error": None}
+    assert postprocess_row({"clip_id": "a", "generated_text": "", "__inference_error__": "OOM"})["error"] == "OOM"
+
+
+# --------------------------------------------------------------------------------------------- rewrite
+
+
+def test_rewrite_prompt_grounded():
+    result = run_droplet(["rewrite-prompt", "A red kite over a beach; the camera pans left and then zooms out."])
+    assert result.returncode == 0
+    text = result.stdout.strip()
+    assert count_words(text) >= 150 and {"pan_left", "zoom_out"} <= mentioned_moves(text)
+    assert "grounded mode" in result.stderr and "templates" in result.stderr
+
+
+def test_timeline_times_are_relative_to_the_clip():
+    clip = {"start_s": 10.0, "camera_timeline": [{"start_s": 10.0, "end_s": 12.5, "label": "pan_left", "speed": 0.1,
+                                                  "confidence": 0.9}]}
+    assert segments_of(clip) == [Segment(0.0, 2.5, "pan_left", 0.1, 0.9)]
+    assert QAConfig().min_words == 150
