@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 INPUT ?= demo/inputs
 OUT ?= demo/out
 CONFIG ?= configs/curate.yaml
+CAPTION_CONFIG ?= configs/caption.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install demo test curate bench lint clean
+.PHONY: install demo test curate caption shard bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,15 +24,24 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(DROPLET) sample-data demo/inputs
 	$(DROPLET) curate demo/inputs demo/out --config $(CONFIG)
+	$(DROPLET) caption demo/out --config $(CAPTION_CONFIG)
 
 curate: $(STAMP)
 	$(DROPLET) curate $(INPUT) $(OUT) --config $(CONFIG)
+
+caption: $(STAMP)
+	$(DROPLET) caption $(OUT) --config $(CAPTION_CONFIG)
+
+shard: $(STAMP)
+	$(DROPLET) shard $(OUT) --config $(CAPTION_CONFIG)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/curation_bench.py
+	$(PY) bench/caption_bench.py
+	$(PY) bench/shards_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

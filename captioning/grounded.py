@@ -83,8 +83,10 @@ class GroundedCaptioner:
     backend = "grounded"
     model = "templates-v1"
 
-    def __init__(self, min_words: int = 150, max_words: int = 260, target_words: int = 200):
+    def __init__(self, min_words: int = 150, max_words: int = 260, target_words: int = 200,
+                 min_confidence: float = 0.5):
         self.min_words, self.max_words, self.target = min_words, max_words, target_words
+        self.min_confidence = min_confidence
 
     def caption(self, clip: dict[str, Any]) -> str:
         segments = segments_of(clip)
@@ -107,8 +109,10 @@ class GroundedCaptioner:
         return text
 
     def _overview(self, clip: dict, segments: list[Segment], duration: float) -> str:
-        moves = [s.label for s in segments if s.label not in ("static",)]
-        if not moves:
+        moves = [s.label for s in segments if s.label != "static" and s.confidence >= self.min_confidence]
+        if not any(s.confidence >= self.min_confidence for s in segments):
+            motion = "the camera's movement is too subtle to read with confidence"
+        elif not moves:
             motion = "the camera stays in place for the whole shot"
         elif len(set(moves)) == 1:
             motion = f"the camera {MOVE_TEXT[moves[0]][0].removeprefix('the camera ').format(pace='').strip()}"
@@ -122,6 +126,8 @@ class GroundedCaptioner:
     def _segment(self, seg: Segment, index: int, count: int) -> str:
         action, effect = MOVE_TEXT.get(seg.label, MOVE_TEXT["static"])
         action = " ".join(action.format(pace=pace(seg.speed) if seg.speed else "").split())
+        if seg.confidence < self.min_confidence:  # not sure enough to name a move: say only that
+            action, effect = "the camera moves in a way too uncertain to name", "so the view shifts only subtly"
         if count == 1:
             opener = "Throughout the clip"
         elif index == 0:
@@ -130,8 +136,7 @@ class GroundedCaptioner:
             opener = f"From about {seg.start_s:.1f} seconds to the end"
         else:
             opener = f"Between {seg.start_s:.1f} and {seg.end_s:.1f} seconds"
-        hedge = "" if seg.confidence >= 0.5 else " (the measurement is uncertain here)"
-        return f"{opener}, {action}, {effect}{hedge}."
+        return f"{opener}, {action}, {effect}."
 
     def _objects(self, clip: dict) -> str:
         score = float(clip.get("object_motion_score") or 0.0)

@@ -51,12 +51,14 @@ def preprocess_row(row: dict[str, Any], cfg: CaptionConfig, clips_dir: str) -> d
 
 
 def postprocess_row(row: dict[str, Any]) -> dict[str, Any]:
-    """An engine output row -> (clip_id, caption, error)."""
+    """An engine output row -> (clip_id, caption, error, token counts)."""
     error = row.get("__inference_error__") or None
     text = " ".join(str(row.get("generated_text") or "").split()) or None
     if error is None and text is None:
         error = "empty generation"
-    return {"clip_id": row["clip_id"], "caption": None if error else text, "error": error}
+    return {"clip_id": row["clip_id"], "caption": None if error else text, "error": error,
+            "input_tokens": int(row.get("num_input_tokens") or 0),
+            "output_tokens": int(row.get("num_generated_tokens") or 0)}
 
 
 def engine_kwargs(cfg: CaptionConfig, clips_dir: str) -> dict[str, Any]:

@@ -123,6 +123,15 @@ def test_caption_is_shards_and_a_rerun_redoes_nothing(captioned):
     assert pq.read_table(captioned / "captions.parquet").num_rows == before
 
 
+def test_shard_alone_appends_nothing_new(captioned):
+    shards = sorted((captioned / "shards").glob("shard-*.tar"))
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    result = run_droplet(["shard", str(captioned)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted((captioned / "shards").glob("shard-*.tar")) == shards
+    assert [p.stat().st_mtime_ns for p in shards] == stamps
+
+
 def test_a_different_caption_config_is_refused(captioned, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("qa:\n  min_words: 100\n")
@@ -308,8 +317,8 @@ def test_vllm_preprocess_and_postprocess(captioned):
     assert len(images) == 16
     frame = cv2.imdecode(np.frombuffer(base64.b64decode(images[0]["image_url"]["url"].split(",")[1]), np.uint8), 1)
     assert frame is not None and max(frame.shape[:2]) <= 448
-    assert postprocess_row({"clip_id": "a", "generated_text": " A  caption "}) == {
-        "clip_id": "a", "caption": "A caption", "error": None}
+    assert postprocess_row({"clip_id": "a", "generated_text": " A  caption ", "num_generated_tokens": 3}) == {
+        "clip_id": "a", "caption": "A caption", "error": None, "input_tokens": 0, "output_tokens": 3}
     assert postprocess_row({"clip_id": "a", "generated_text": "", "__inference_error__": "OOM"})["error"] == "OOM"
 
 

@@ -76,3 +76,13 @@ def test_different_config_on_existing_out(tmp_path):
 def test_no_command_prints_help():
     result = run_droplet([])
     assert result.returncode == 2 and "curate" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["caption-qwen2.5-vl.yaml", "caption-internvl2.yaml", "caption.yaml"])
+def test_shipped_caption_configs_validate(name):
+    from captioning.config import CaptionConfig
+    from droplet.config import load_config
+
+    cfg = load_config(REPO / "configs" / name, CaptionConfig)
+    if name != "caption.yaml":
+        assert cfg.backend == "vllm" and (REPO / cfg.vllm.runtime_env).exists()
