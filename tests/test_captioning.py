@@ -189,7 +189,8 @@ class Stub(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["messages"][1]["content"][-1]["text"]
+        content = body["messages"][1]["content"]
+        prompt = content if isinstance(content, str) else content[-1]["text"]
         with self.lock:
             n = self.state["n"]
             self.state["n"] += 1
@@ -331,6 +332,15 @@ def test_rewrite_prompt_grounded():
     text = result.stdout.strip()
     assert count_words(text) >= 150 and {"pan_left", "zoom_out"} <= mentioned_moves(text)
     assert "grounded mode" in result.stderr and "templates" in result.stderr
+
+
+def test_rewrite_prompt_with_an_openai_endpoint(stub, tmp_path):
+    Stub.state["mode"] = "good"
+    config = _openai_config(tmp_path, stub)
+    result = run_droplet(["rewrite-prompt", "a harbour at dawn", "--config", str(config)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert count_words(result.stdout) >= 150 and "rewritten by stub" in result.stderr
+    assert "Prompt: a harbour at dawn" in Stub.state["prompts"][-1]
 
 
 def test_timeline_times_are_relative_to_the_clip():
