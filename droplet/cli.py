@@ -105,6 +105,52 @@ def _cmd_rewrite_prompt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from model.pipeline import DropletVideoPipeline, write_mp4
+
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    try:
+        pipe = DropletVideoPipeline.from_pretrained(args.checkpoint, dtype=dtypes[args.dtype],
+                                                    vae_tiling=args.vae_tiling, vae_slicing=args.vae_tiling)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise UsageError(f"--checkpoint {args.checkpoint}: {exc}") from None
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe.to(device)
+    settings = pipe.default_settings(num_frames=args.frames, height=args.height, width=args.width, steps=args.steps,
+                                     guidance_scale=args.guidance, motion=args.motion, seed=args.seed,
+                                     negative_prompt=args.negative_prompt)
+    image = None
+    if args.image:
+        from PIL import Image
+
+        try:
+            image = torch.from_numpy(np.asarray(Image.open(args.image).convert("RGB")).copy())
+        except OSError as exc:
+            raise UsageError(f"--image {args.image}: {exc}") from None
+    try:
+        video = pipe(args.prompt, image=image, settings=settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = write_mp4(video, Path(args.out), fps=max(settings.motion, 1.0))
+    print(f"wrote {out}: {video.shape[0]} frames {video.shape[2]}x{video.shape[1]}, motion M={settings.motion}, "
+          f"{settings.steps} steps, CFG {settings.guidance_scale}, seed {settings.seed}")
+    return 0
+
+
+def _cmd_init_model(args: argparse.Namespace) -> int:
+    from model.tiny import write_tiny_pipeline
+
+    overrides = {"in_channels": 33} if args.image_to_video else {}
+    folder = write_tiny_pipeline(args.out, seed=args.seed, **overrides)
+    print(f"wrote a tiny random pipeline to {folder}")
+    return 0
+
+
 def print_summary(summary, out: str) -> None:  # noqa: ANN001
     rows = [
         ("sources", summary.sources),
@@ -187,6 +233,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=backends, help="override the config's backend")
     p.add_argument("--config", help="YAML config")
     p.set_defaults(func=_cmd_rewrite_prompt)
+
+    p = sub.add_parser("sample", help="sample a video from a diffusers-format pipeline folder",
+                       description="Text-to-video, or image-to-video with --image (33-channel models). Size, "
+                       "frames and steps default to the checkpoint's config (480x720, 49 frames for 5B) and 50 "
+                       "steps; the mp4 plays at M frames per second, the rate the model was told the frames have.")
+    p.add_argument("--checkpoint", required=True, help="pipeline folder (model_index.json, transformer/, vae/, ...)")
+    p.add_argument("--prompt", required=True, help="the caption-style prompt (see `droplet rewrite-prompt`)")
+    p.add_argument("--motion", type=float, default=8.0, help="motion intensity M = N x FPS / clip_n (default 8)")
+    p.add_argument("--image", help="first frame (image-to-video)")
+    p.add_argument("--out", required=True, help="output .mp4")
+    p.add_argument("--frames", type=int, help="frames, 4k+1")
+    p.add_argument("--height", type=int, help="multiple of 16")
+    p.add_argument("--width", type=int, help="multiple of 16")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--guidance", type=float, default=6.5, help="classifier-free guidance scale (default 6.5)")
+    p.add_argument("--negative-prompt", help="default: the released inference's negative prompt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--device", help="default: cuda if available, else cpu")
+    p.add_argument("--vae-tiling", action="store_true", help="VAE tiling + slicing (less memory at large sizes)")
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("init-model", help="write a tiny random pipeline folder (tests, demo, smoke runs)",
+                       description="Build the tiny DropletVideo pipeline (transformer, VAE, T5 with a tokenizer "
+                       "trained on the spot, scheduler) from config with random weights, offline.")
+    p.add_argument("out", help="folder to write")
+    p.add_argument("--image-to-video", action="store_true", help="33 input channels (inpaint layout)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_init_model)
 
     p = sub.add_parser("config-defaults", help="print a config with every default and its documentation",
                        description="Print the default config as commented YAML (what configs/<name>.yaml holds).")

@@ -1,0 +1,75 @@
+"""The image-to-video (inpaint) conditioning of the released 33-channel layout.
+
+The transformer sees [noisy latents (16) | mask (1) | reference latents (16)] per latent frame. The mask channel is
+`(1 - mask) * scaling_factor`: given frames carry the scaling factor (0.7 for 5B), frames to generate carry 0. The
+reference latents are the VAE encoding of the video with the frames to generate set to -1 (black), times the
+scaling factor. Text-to-video sets both to zero. The sampler and the trainer both call `inpaint_conditioning`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .vae import encode_pixels
+
+REFERENCE_NOISE_SIGMA = 0.0563
+
+
+def latent_frame_mask(frame_mask: torch.Tensor, temporal_compression: int = 4) -> torch.Tensor:
+    """Per-frame mask [B, F] (1 = generate) -> per latent frame [B, F'], F = 4(F'-1)+1.
+
+    Latent frame 0 is pixel frame 0 alone (causal VAE); latent frame j > 0 covers frames 4j-3 .. 4j. A latent
+    frame counts as given only when all of its frames are given.
+    """
+    first, rest = frame_mask[:, :1], frame_mask[:, 1:]
+    groups = rest.unflatten(1, (-1, temporal_compression)).amax(dim=2)
+    return torch.cat([first, groups], dim=1)
+
+
+def inpaint_conditioning(
+    vae,
+    pixels: torch.Tensor | None,
+    frame_mask: torch.Tensor,
+    latent_shape: tuple[int, ...],
+    reference_noise_sigma: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The 17 conditioning channels [B, F', 1 + 16, h, w].
+
+    pixels: the video in [-1, 1], [B, 3, F, H, W] (None for text-to-video); frame_mask: [B, F], 1 = frame to
+    generate; latent_shape: [B, F', 16, h, w] of the noisy latents. `reference_noise_sigma` adds Gaussian noise to
+    the given frames before encoding (training uses 0.0563, as the released models were trained).
+    """
+    b, frames, channels, h, w = latent_shape
+    scaling = vae.config.scaling_factor if vae is not None else 1.0
+    frame_mask = frame_mask.float()
+    if pixels is None or bool((frame_mask >= 1).all()):
+        device = pixels.device if pixels is not None else frame_mask.device
+        return torch.zeros(b, frames, channels + 1, h, w, device=device)
+    keep = (1 - frame_mask)[:, None, :, None, None].to(pixels)
+    reference = pixels * keep + (-1.0) * (1 - keep)
+    if reference_noise_sigma > 0:
+        noise = torch.randn(reference.shape, generator=generator, device=reference.device, dtype=reference.dtype)
+        reference = reference + noise * reference_noise_sigma * keep
+    latents = encode_pixels(vae, reference)
+    mask = latent_frame_mask(frame_mask)[:, :, None, None, None].expand(b, frames, 1, h, w)
+    mask_channel = (1 - mask) * scaling
+    return torch.cat([mask_channel.to(latents), latents], dim=2)
+
+
+def first_frame_mask(batch: int, num_frames: int, device=None) -> torch.Tensor:
+    """Image-to-video: frame 0 given, every other frame generated."""
+    mask = torch.ones(batch, num_frames, device=device)
+    mask[:, 0] = 0
+    return mask
+
+
+def resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """uint8 [H, W, 3] -> [-1, 1] [3, height, width], resized to cover then centre-cropped (no distortion)."""
+    x = image.permute(2, 0, 1)[None].float()
+    scale = max(height / x.shape[2], width / x.shape[3])
+    size = (max(height, round(x.shape[2] * scale)), max(width, round(x.shape[3] * scale)))
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    top, left = (size[0] - height) // 2, (size[1] - width) // 2
+    return (x[0, :, top:top + height, left:left + width] / 127.5 - 1.0).clamp(-1, 1)

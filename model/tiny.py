@@ -1,0 +1,57 @@
+"""Tiny random models built offline from config: a T5 with a tokenizer trained on the spot, a VAE, a transformer.
+
+Tests and `make demo` use them; real weights always come from local folders (`DropletVideoPipeline.from_pretrained`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLCogVideoX
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+from .pipeline import DropletVideoPipeline
+from .presets import preset
+from .scheduler import make_scheduler
+from .text import TextEncoder
+from .transformer import DropletVideoTransformer3DModel
+
+CORPUS = """The camera pans left across a quiet harbour while boats drift into the frame.
+The camera pans right, tilts up and tilts down, zooms in and zooms out, dollies forward, rolls and stays still.
+A person walks along the street; buildings, trees, cars and the sky enter from the edge of the frame and leave it.
+The video is not of a high quality, it has a low resolution. Watermark present in each frame. The background is
+solid. Strange body and strange trajectory. Distortion. Bright warm light, dark blue shadows, green grass, red roof.
+"""
+
+
+def train_tokenizer(vocab_size: int = 256, corpus: str = CORPUS) -> T5Tokenizer:
+    """A real `T5Tokenizer` whose unigram vocabulary is trained on a few sentences, offline."""
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
+                                      unk_token="<unk>", show_progress=False)
+    tok.train_from_iterator(corpus.lower().splitlines() + corpus.splitlines(), trainer)
+    vocab = [tuple(piece) for piece in json.loads(tok.to_str())["model"]["vocab"]]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def build_tiny_pipeline(seed: int = 0, **transformer_overrides) -> DropletVideoPipeline:
+    """Random tiny pipeline (16 input channels; pass in_channels=33 for the image-to-video layout)."""
+    config = preset("tiny", **transformer_overrides)
+    torch.manual_seed(seed)
+    tokenizer = train_tokenizer(config["text_encoder"]["vocab_size"])
+    t5 = T5EncoderModel(T5Config(**config["text_encoder"]))
+    text = TextEncoder(t5, tokenizer, max_length=config["transformer"]["max_text_seq_length"])
+    vae = AutoencoderKLCogVideoX(**config["vae"])
+    transformer = DropletVideoTransformer3DModel(**config["transformer"])
+    return DropletVideoPipeline(transformer=transformer, vae=vae.eval(), text=text, scheduler=make_scheduler())
+
+
+def write_tiny_pipeline(folder: str | Path, seed: int = 0, **transformer_overrides) -> Path:
+    """Build a tiny pipeline and save it as a diffusers-format folder."""
+    pipe = build_tiny_pipeline(seed=seed, **transformer_overrides)
+    pipe.save_pretrained(folder)
+    return Path(folder)
