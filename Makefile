@@ -10,8 +10,13 @@ OUT ?= demo/out
 CONFIG ?= configs/curate.yaml
 CAPTION_CONFIG ?= configs/caption.yaml
 PYTEST_ARGS ?=
+CHECKPOINT ?= demo/model
+PROMPT ?= The camera pans slowly to the right across a quiet harbour; boats enter the frame from the right edge.
+MOTION ?= 8
+IMAGE ?=
+SAMPLE_OUT ?= demo/sample.mp4
 
-.PHONY: install demo test curate caption shard bench lint clean
+.PHONY: install demo test curate caption shard sample bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +40,10 @@ caption: $(STAMP)
 shard: $(STAMP)
 	$(DROPLET) shard $(OUT) --config $(CAPTION_CONFIG)
 
+sample: $(STAMP)
+	$(DROPLET) sample --checkpoint $(CHECKPOINT) --prompt "$(PROMPT)" --motion $(MOTION) \
+		$(if $(IMAGE),--image $(IMAGE)) --out $(SAMPLE_OUT)
+
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -42,6 +51,7 @@ bench: $(STAMP)
 	$(PY) bench/curation_bench.py
 	$(PY) bench/caption_bench.py
 	$(PY) bench/shards_bench.py
+	$(PY) bench/model_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

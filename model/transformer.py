@@ -15,6 +15,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps, get_3d_sin
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .rope import apply_rope, video_rope
 
@@ -62,17 +63,20 @@ class JointAttention(nn.Module):
         self.norm_q = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else None
         self.norm_k = nn.LayerNorm(head_dim, eps=1e-6) if qk_norm else None
         self.to_out = nn.ModuleList([nn.Linear(inner, dim, bias=out_bias), nn.Dropout(0.0)])
+        self.sdpa_backends: list[SDPBackend] | None = None
 
     def forward(self, x: torch.Tensor, text_len: int, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         b, s, _ = x.shape
         q, k, v = (proj(x).view(b, s, self.heads, -1).transpose(1, 2) for proj in (self.to_q, self.to_k, self.to_v))
         if self.norm_q is not None:
             q, k = self.norm_q(q), self.norm_k(k)
-        if rope is not None:
-            cos, sin = rope
-            q = torch.cat([q[:, :, :text_len], apply_rope(q[:, :, text_len:], cos, sin)], dim=2)
-            k = torch.cat([k[:, :, :text_len], apply_rope(k[:, :, text_len:], cos, sin)], dim=2)
-        out = F.scaled_dot_product_attention(q, k, v)
+        if rope is not None:  # (cos, sin) cover the whole sequence: 1 and 0 on text tokens
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if self.sdpa_backends:
+            with sdpa_kernel(self.sdpa_backends):
+                out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
         return self.to_out[0](out.transpose(1, 2).flatten(2))
 
 
@@ -196,6 +200,8 @@ class DropletVideoTransformer3DModel(ModelMixin, ConfigMixin):
         self.proj_out = nn.Linear(dim, patch_size * patch_size * (out_channels or in_channels))
         self.gradient_checkpointing = False
         self._position_cache: dict = {}
+        self._rope_cache_key: tuple | None = None
+        self._rope_full: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def conditioning(self, timestep: torch.Tensor, motion: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         """Timestep embedding, plus the motion-intensity embedding when M is given."""
@@ -222,6 +228,33 @@ class DropletVideoTransformer3DModel(ModelMixin, ConfigMixin):
             self._position_cache = {key: value}  # one shape at a time: training buckets change it rarely
         return self._position_cache[key]
 
+    def rope_with_text(self, rope: tuple[torch.Tensor, torch.Tensor], text_len: int, key: tuple | None = None):
+        """Extend video (cos, sin) to [text; video] with the identity rotation on text tokens (cached by key)."""
+        if key is None or self._rope_cache_key != key:
+            cos, sin = rope
+            ones = cos.new_ones(text_len, cos.shape[1])
+            self._rope_full = (torch.cat([ones, cos]), torch.cat([ones * 0, sin]))
+            self._rope_cache_key = key
+        return self._rope_full
+
+    def set_sdpa_backends(self, names: list[str] | None) -> None:
+        """Restrict torch SDPA to these kernels, in order of preference (e.g. ["cudnn", "flash"] on Hopper)."""
+        backends = None
+        if names:
+            table = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+                     "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+            unknown = sorted(set(names) - set(table))
+            if unknown:
+                raise ValueError(f"unknown SDPA backend(s) {unknown}; choose from {sorted(table)}")
+            backends = [table[n] for n in names]
+        for block in self.transformer_blocks:
+            block.attn1.sdpa_backends = backends
+
+    def compile_blocks(self, **kwargs) -> None:
+        """torch.compile each block (fuses norms, modulation, RoPE and gates around the matmuls)."""
+        for block in self.transformer_blocks:
+            block.compile(**kwargs)
+
     @property
     def inner_dim(self) -> int:
         return self.config.num_attention_heads * self.config.attention_head_dim
@@ -244,11 +277,14 @@ class DropletVideoTransformer3DModel(ModelMixin, ConfigMixin):
 
         p = self.config.patch_size
         text, video = self.patch_embed(encoder_hidden_states, hidden_states)
-        positions = image_rotary_emb
+        positions, key = image_rotary_emb, None
         if positions is None:
             positions = self.positions(frames, height // p, width // p, device)
-        rope = positions if self.config.use_rotary_positional_embeddings else None
-        if rope is None:
+            key = (frames, height // p, width // p, device, text.shape[1])
+        rope = None
+        if self.config.use_rotary_positional_embeddings:
+            rope = self.rope_with_text(positions, text.shape[1], key)
+        else:
             video = video + positions.to(dtype)
         text, video = self.embedding_dropout(text), self.embedding_dropout(video)
 

@@ -69,6 +69,10 @@ def test_equals_diffusers_cogvideox(rope: bool, shape: tuple[int, int, int]) -> 
     assert got.shape == expected.shape == x.shape
     assert (got - expected).abs().max().item() <= 1e-5
     assert expected.abs().mean() > 0.1  # a real signal, not zeros matching zeros
+    if rope:  # positions passed in, as diffusers' pipelines do, give the same
+        with torch.no_grad():
+            passed = ours(x, text, t, motion=torch.tensor([8.0, 2.5]), image_rotary_emb=emb).sample
+        assert (passed - expected).abs().max().item() <= 1e-5
 
 
 def test_rope_matches_diffusers_pipeline_on_non_base_grids() -> None:
