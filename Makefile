@@ -10,18 +10,21 @@ OUT ?= demo/out
 CONFIG ?= configs/curate.yaml
 CAPTION_CONFIG ?= configs/caption.yaml
 PYTEST_ARGS ?=
-CHECKPOINT ?= demo/model
+TRAIN_CONFIG ?= configs/train-tiny.yaml
+RUN ?= demo/run
+CHECKPOINT ?= $(RUN)/pipeline
 PROMPT ?= The camera pans slowly to the right across a quiet harbour; boats enter the frame from the right edge.
 MOTION ?= 8
 IMAGE ?=
 SAMPLE_OUT ?= demo/sample.mp4
 
-.PHONY: install demo test curate caption shard sample bench lint clean
+.PHONY: install demo test curate caption shard train sample bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m train.build_ops
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,6 +33,8 @@ demo: $(STAMP)
 	$(DROPLET) sample-data demo/inputs
 	$(DROPLET) curate demo/inputs demo/out --config $(CONFIG)
 	$(DROPLET) caption demo/out --config $(CAPTION_CONFIG)
+	$(DROPLET) train --config $(TRAIN_CONFIG) --data demo/out --output demo/run --resume
+	$(DROPLET) sample --checkpoint demo/run/pipeline --prompt "$(PROMPT)" --motion $(MOTION) --out demo/sample.mp4
 
 curate: $(STAMP)
 	$(DROPLET) curate $(INPUT) $(OUT) --config $(CONFIG)
@@ -39,6 +44,9 @@ caption: $(STAMP)
 
 shard: $(STAMP)
 	$(DROPLET) shard $(OUT) --config $(CAPTION_CONFIG)
+
+train: $(STAMP)
+	$(DROPLET) train --config $(TRAIN_CONFIG) --data $(OUT) --output $(RUN) --resume
 
 sample: $(STAMP)
 	$(DROPLET) sample --checkpoint $(CHECKPOINT) --prompt "$(PROMPT)" --motion $(MOTION) \

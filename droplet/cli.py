@@ -142,6 +142,32 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from droplet.config import ConfigError, load_config
+    from train.config import TrainConfig
+    from train.run import RunError, run_training
+
+    try:
+        config = load_config(args.config, TrainConfig)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.output:
+        config.output = args.output
+    try:
+        summary = run_training(config, args.data, resume=args.resume, max_steps=args.max_steps,
+                               progress=not args.no_progress)
+    except (RunError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if summary.steps:
+        last = summary.steps[-1]
+        print(f"trained steps {summary.resumed_from + 1}..{last.step}: loss {summary.steps[0].loss:.4f} -> "
+              f"{last.loss:.4f}; checkpoints in {config.output}/checkpoints; tensorboard --logdir "
+              f"{config.output}/tensorboard")
+    if summary.pipeline:
+        print(f"pipeline: {summary.pipeline}  (droplet sample --checkpoint {summary.pipeline} --prompt ...)")
+    return 0
+
+
 def _cmd_init_model(args: argparse.Namespace) -> int:
     from model.tiny import write_tiny_pipeline
 
@@ -233,6 +259,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=backends, help="override the config's backend")
     p.add_argument("--config", help="YAML config")
     p.set_defaults(func=_cmd_rewrite_prompt)
+
+    p = sub.add_parser("train", help="train the DropletVideo model on shards (DeepSpeed)",
+                       description="Train on WebDataset shards with adaptive equalization sampling, aspect-ratio "
+                       "buckets and DeepSpeed (ZeRO-2 bf16 by default). Several GPUs: torchrun --nproc_per_node N "
+                       "-m droplet train ..., or deepspeed --no_local_rank --module droplet train ...")
+    p.add_argument("--config", required=True, help="YAML config (configs/train-tiny.yaml, configs/train-5b.yaml)")
+    p.add_argument("--data", nargs="+", help="an OUT folder (its shards/), shard files, or shard URLs/patterns")
+    p.add_argument("--output", help="run folder (default: the config's output)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument("--max-steps", type=int, help="stop after this step (default: train.max_steps)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sample", help="sample a video from a diffusers-format pipeline folder",
                        description="Text-to-video, or image-to-video with --image (33-channel models). Size, "

@@ -50,9 +50,11 @@ def inpaint_conditioning(
     keep = (1 - frame_mask)[:, None, :, None, None].to(pixels)
     reference = pixels * keep + (-1.0) * (1 - keep)
     if reference_noise_sigma > 0:
-        noise = torch.randn(reference.shape, generator=generator, device=reference.device, dtype=reference.dtype)
-        reference = reference + noise * reference_noise_sigma * keep
+        noise_device = generator.device if generator is not None else reference.device
+        noise = torch.randn(reference.shape, generator=generator, device=noise_device, dtype=reference.dtype)
+        reference = reference + noise.to(reference.device) * reference_noise_sigma * keep
     latents = encode_pixels(vae, reference)
+    latents[(frame_mask >= 1).all(dim=1).to(latents.device)] = 0  # text-to-video rows of a mixed batch
     mask = latent_frame_mask(frame_mask)[:, :, None, None, None].expand(b, frames, 1, h, w)
     mask_channel = (1 - mask) * scaling
     return torch.cat([mask_channel.to(latents), latents], dim=2)

@@ -28,7 +28,7 @@ PRESETS: dict[str, dict] = {
             "sample_height": 64, "sample_width": 64, "scaling_factor": 0.7,
         },
         "text_encoder": {
-            "vocab_size": 256, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4,
+            "vocab_size": 320, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4,
             "feed_forward_proj": "gated-gelu", "relative_attention_num_buckets": 8,
         },
     },

@@ -1,16 +1,16 @@
-"""Tiny random models built offline from config: a T5 with a tokenizer trained on the spot, a VAE, a transformer.
+"""Tiny random models built offline from config: a T5 with a tokenizer made on the spot, a VAE, a transformer.
 
 Tests and `make demo` use them; real weights always come from local folders (`DropletVideoPipeline.from_pretrained`).
 """
 
 from __future__ import annotations
 
-import json
+import re
+import string
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLCogVideoX
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from .pipeline import DropletVideoPipeline
@@ -27,22 +27,27 @@ solid. Strange body and strange trajectory. Distortion. Bright warm light, dark 
 """
 
 
-def train_tokenizer(vocab_size: int = 256, corpus: str = CORPUS) -> T5Tokenizer:
-    """A real `T5Tokenizer` whose unigram vocabulary is trained on a few sentences, offline."""
-    tok = Tokenizer(models.Unigram())
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>", show_progress=False)
-    tok.train_from_iterator(corpus.lower().splitlines() + corpus.splitlines(), trainer)
-    vocab = [tuple(piece) for piece in json.loads(tok.to_str())["model"]["vocab"]]
-    return T5Tokenizer(vocab=vocab, extra_ids=0)
+def make_tokenizer(vocab_size: int = 256, corpus: str = CORPUS) -> T5Tokenizer:
+    """A real `T5Tokenizer` (unigram, metaspace, '</s>' appended) whose vocabulary is made from a few sentences.
+
+    Whole words score higher than characters, so known words stay whole and any other text falls back to
+    characters. Built from sorted sets, not trained, so every process makes the same tokenizer.
+    """
+    found = re.findall(r"[A-Za-z]+", corpus)
+    words = sorted({"\u2581" + w for w in found} | {"\u2581" + w.lower() for w in found})
+    chars = sorted(set(string.ascii_letters + string.digits + ".,;:'!?-") | {"\u2581"})
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [(w, -2.0) for w in words] + [(c, -8.0) for c in chars]
+    if len(pieces) > vocab_size:
+        raise ValueError(f"corpus gives {len(pieces)} pieces, more than vocab_size {vocab_size}")
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
 def build_tiny_pipeline(seed: int = 0, **transformer_overrides) -> DropletVideoPipeline:
     """Random tiny pipeline (16 input channels; pass in_channels=33 for the image-to-video layout)."""
     config = preset("tiny", **transformer_overrides)
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(config["text_encoder"]["vocab_size"])
+    tokenizer = make_tokenizer(config["text_encoder"]["vocab_size"])
     t5 = T5EncoderModel(T5Config(**config["text_encoder"]))
     text = TextEncoder(t5, tokenizer, max_length=config["transformer"]["max_text_seq_length"])
     vae = AutoencoderKLCogVideoX(**config["vae"])

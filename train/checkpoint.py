@@ -1,0 +1,92 @@
+"""Checkpoints: DeepSpeed's on every rank, plus a small trainer-state file per rank.
+
+Under ZeRO-2 only rank 0 writes the model-states file, so DeepSpeed's `client_state` would hand every rank rank 0's
+state. Each rank's step, RNG states, data cursor and EMA shard therefore go into `trainer_state_rank{R}.pt`
+beside DeepSpeed's files, in the same tag folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+def tag_for(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def rank_state_path(folder: Path, tag: str, rank: int) -> Path:
+    return Path(folder) / tag / f"trainer_state_rank{rank:05d}.pt"
+
+
+def rng_state(generator: torch.Generator) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "generator": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(engine, folder: Path, step: int, rank: int, state: dict, keep: int) -> Path:
+    """Collective: every rank calls it. Returns the tag folder."""
+    tag = tag_for(step)
+    engine.save_checkpoint(str(folder), tag=tag, client_state={"step": step})
+    path = rank_state_path(folder, tag, rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    if dist.is_initialized():
+        dist.barrier()
+    if rank == 0:
+        prune(folder, keep)
+    return Path(folder) / tag
+
+
+def prune(folder: Path, keep: int) -> None:
+    tags = sorted(p for p in Path(folder).glob("step-*") if p.is_dir())
+    for old in tags[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_tag(folder: Path) -> str | None:
+    latest = Path(folder) / "latest"
+    if latest.exists():
+        tag = latest.read_text().strip()
+        if (Path(folder) / tag).is_dir():
+            return tag
+    tags = sorted(p.name for p in Path(folder).glob("step-*") if p.is_dir())
+    return tags[-1] if tags else None
+
+
+def load_checkpoint(engine, folder: Path, rank: int) -> dict | None:
+    """Load the latest checkpoint into the engine; returns this rank's trainer state (None: nothing to resume)."""
+    tag = latest_tag(folder)
+    if tag is None:
+        return None
+    path = rank_state_path(folder, tag, rank)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: was the run saved with a different number of ranks?")
+    load_path, _ = engine.load_checkpoint(str(folder), tag=tag, load_optimizer_states=True,
+                                          load_lr_scheduler_states=True)
+    if load_path is None:
+        raise RuntimeError(f"DeepSpeed could not load {folder}/{tag}")
+    log.info("resumed from %s/%s", folder, tag)
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,63 @@
+"""The frozen parts (VAE, T5) and the trainable transformer, from a pipeline folder or a preset."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.pipeline import DropletVideoPipeline
+from model.scheduler import make_scheduler
+from model.text import TextEncoder
+from model.transformer import DropletVideoTransformer3DModel
+
+from .config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    transformer: DropletVideoTransformer3DModel
+    vae: torch.nn.Module
+    text: TextEncoder
+    scheduler: object
+
+    @property
+    def inpaint(self) -> bool:
+        cfg = self.transformer.config
+        return cfg.in_channels > cfg.out_channels
+
+    def scheduler_copy(self):
+        return copy.deepcopy(self.scheduler)
+
+
+def build_components(config: TrainConfig, device: torch.device) -> Components:
+    m = config.model
+    if m.pretrained:
+        pipe = DropletVideoPipeline.from_pretrained(Path(m.pretrained), vae_tiling=m.vae_tiling)
+        transformer, vae, text, scheduler = pipe.transformer, pipe.vae, pipe.text, pipe.scheduler
+    elif m.preset == "tiny":
+        from model.tiny import build_tiny_pipeline
+
+        pipe = build_tiny_pipeline(seed=config.train.seed, **({"in_channels": 33} if m.image_to_video else {}))
+        transformer, vae, text, scheduler = pipe.transformer, pipe.vae, pipe.text, make_scheduler()
+    else:
+        raise ValueError(f"model.preset {m.preset!r} needs model.pretrained: a pipeline folder with the VAE and T5 "
+                         "(the transformer may be CogVideoX's; the motion embedding is added)")
+    frozen_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    vae.requires_grad_(False).to(device, frozen_dtype).eval()
+    text.encoder.requires_grad_(False).to(device, frozen_dtype).eval()
+    text._empty = None
+    transformer.train()
+    if m.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    transformer.set_sdpa_backends(m.sdpa_backends)
+    if m.compile_blocks:
+        transformer.compile_blocks()
+    log.info("transformer: %.1fM parameters, %d input channels", sum(p.numel() for p in transformer.parameters()) / 1e6,
+             transformer.config.in_channels)
+    return Components(transformer, vae, text, scheduler)

@@ -1,0 +1,288 @@
+"""The DropletVideo trainer: bucketed shards -> v-prediction MSE -> DeepSpeed (ZeRO-2 bf16) -> checkpoints.
+
+One process, `deepspeed`/`torchrun` on one node, or Ray Train workers (train/ray_launch.py) all run `Trainer`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from model.conditioning import inpaint_conditioning
+from model.pipeline import DropletVideoPipeline, SampleSettings, write_mp4
+from model.vae import encode_pixels, video_to_pixels
+
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .components import Components, build_components
+from .config import TrainConfig
+from .data import ClipBatches, Cursor, StreamSpec, iterate_epoch
+from .distributed import DistInfo, init_distributed
+from .ema import ShardedEMA
+from .optim import build_engine
+
+log = logging.getLogger(__name__)
+
+KNOWN_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
+
+
+@dataclass
+class StepResult:
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float | None
+    seconds: float
+    samples: int
+    tokens: int
+
+
+@dataclass
+class RunSummary:
+    steps: list[StepResult] = field(default_factory=list)
+    resumed_from: int = 0
+    output: str = ""
+    pipeline: str | None = None
+
+    @property
+    def losses(self) -> list[float]:
+        return [s.loss for s in self.steps]
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, urls: list[str], output: Path, dist_info: DistInfo | None = None,
+                 on_checkpoint: Callable[[Path, dict], None] | None = None) -> None:
+        self.config = config
+        self.output = Path(output)
+        self.dist = dist_info or init_distributed()
+        self.on_checkpoint = on_checkpoint
+        cfg = config.train
+        self.generator = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
+        torch.manual_seed(cfg.seed)
+        self.parts: Components = build_components(config, self.dist.device)
+        self.engine = build_engine(config, self.parts.transformer, self.dist, self.output)
+        self.dtype = self.engine.module.dtype if hasattr(self.engine.module, "dtype") else torch.float32
+        spec = StreamSpec(urls=urls, frame_counts=config.data.frame_counts, token_budget=config.data.token_budget,
+                          batch_size=config.data.batch_size, seed=cfg.seed, shuffle_buffer=config.data.shuffle_buffer,
+                          resampled=config.data.resampled, precomputed=config.data.precomputed)
+        if config.data.aspect_ratios:
+            spec.aspect_ratios = tuple(config.data.aspect_ratios)
+        self.data = ClipBatches(spec, self.dist.rank, self.dist.world_size)
+        self.ema = None
+        if cfg.ema.enabled:
+            self.ema = ShardedEMA(self.engine.module, cfg.ema.decay,
+                                  torch.float32 if cfg.ema.dtype == "fp32" else torch.bfloat16, cfg.ema.sharded,
+                                  self.dist.rank, self.dist.world_size)
+        self.step = 0
+        self.writer = None
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.output / "tensorboard"))
+        self.peak_flops = self._peak_flops()
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.rank == 0
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.output / "checkpoints"
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    def rank_state(self) -> dict:
+        state = {"step": self.step, "rng": rng_state(self.generator), "cursor": vars(self.data.cursor).copy()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def resume(self, folder: Path | None = None) -> bool:
+        state = load_checkpoint(self.engine, folder or self.checkpoints, self.dist.rank)
+        if state is None:
+            return False
+        self.step = state["step"]
+        set_rng_state(state["rng"], self.generator)
+        self.data.cursor = Cursor(**state["cursor"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        return True
+
+    def save(self) -> Path:
+        folder = save_checkpoint(self.engine, self.checkpoints, self.step, self.dist.rank, self.rank_state(),
+                                 self.config.train.keep_checkpoints)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(folder, {"step": self.step})
+        return folder
+
+    # -- one step ------------------------------------------------------------------------------------------------
+    def _rand(self, n: int) -> torch.Tensor:
+        return torch.rand(n, generator=self.generator)
+
+    def encode_batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(latents [B, F', 16, h, w], text features, pixels or None) for a decoded or precomputed batch."""
+        device = self.dist.device
+        if "latents" in batch:
+            return batch["latents"].to(device).float(), batch["text"].to(device).float(), None
+        pixels = video_to_pixels(batch["video"]).to(device, self.parts.vae.dtype)
+        latents = encode_pixels(self.parts.vae, pixels, sample=self.config.data.latent_sample, generator=self.generator)
+        text = self.parts.text.encode(batch["caption"])
+        return latents.float(), text.float(), pixels
+
+    def conditioning(self, batch: dict, latents: torch.Tensor, pixels: torch.Tensor | None) -> torch.Tensor | None:
+        """Inpaint channels: per sample, image-to-video (first frame given) or text-to-video (both zero)."""
+        if not self.parts.inpaint:
+            return None
+        b, frames = latents.shape[0], (latents.shape[1] - 1) * 4 + 1
+        i2v = self._rand(b) < self.config.train.image_to_video_share
+        mask = torch.ones(b, frames)
+        mask[i2v, 0] = 0
+        if pixels is None:  # precomputed: reference latents of the first-frame mask were stored
+            cond = torch.zeros(b, latents.shape[1], latents.shape[2] + 1, *latents.shape[3:], device=latents.device)
+            if "reference" in batch:
+                ref = batch["reference"].to(latents.device)
+                cond[i2v, 0, 0] = self.parts.vae.config.scaling_factor
+                cond[i2v, :, 1:] = ref[i2v].to(cond)
+            return cond
+        return inpaint_conditioning(self.parts.vae, pixels, mask.to(pixels.device), tuple(latents.shape),
+                                    self.config.train.reference_noise_sigma, generator=self.generator)
+
+    def train_step(self, batch: dict) -> StepResult:
+        start = time.perf_counter()
+        cfg, device = self.config.train, self.dist.device
+        with torch.no_grad():
+            latents, text, pixels = self.encode_batch(batch)
+            b = latents.shape[0]
+            drop = self._rand(b) < cfg.caption_dropout
+            if drop.any():
+                text = text.clone()
+                text[drop.to(text.device)] = self.parts.text.empty(int(drop.sum())).to(text)
+            motion = batch["motion"].clone()
+            motion[self._rand(b) < cfg.motion_dropout] = 0.0
+            timesteps = torch.randint(0, self.parts.scheduler.config.num_train_timesteps, (b,),
+                                      generator=self.generator)
+            noise = torch.randn(latents.shape, generator=self.generator).to(latents)
+            t_dev = timesteps.to(device)
+            noisy = self.parts.scheduler.add_noise(latents, noise, t_dev)
+            target = self.parts.scheduler.get_velocity(latents, noise, t_dev)
+            cond = self.conditioning(batch, latents, pixels)
+            model_input = noisy if cond is None else torch.cat([noisy, cond.to(noisy)], dim=2)
+        pred = self.engine(model_input.to(self.dtype), text.to(self.dtype), t_dev, motion=motion.to(device),
+                           return_dict=False)[0]
+        loss = F.mse_loss(pred.float(), target.float())
+        self.engine.backward(loss)
+        self.engine.step()
+        if self.ema is not None and self.engine.is_gradient_accumulation_boundary():
+            self.ema.update()
+        grad_norm = self.engine.get_global_grad_norm()
+        video_tokens = latents.shape[1] * latents.shape[3] * latents.shape[4] // 4
+        return StepResult(self.step + 1, loss.item(), self.engine.get_lr()[0],
+                          float(grad_norm) if grad_norm is not None else None, time.perf_counter() - start, b,
+                          b * (video_tokens + text.shape[1]))
+
+    # -- loop ----------------------------------------------------------------------------------------------------
+    def fit(self, max_steps: int | None = None, progress: bool = True) -> RunSummary:
+        cfg = self.config.train
+        max_steps = max_steps or cfg.max_steps
+        summary = RunSummary(resumed_from=self.step, output=str(self.output))
+        bar = tqdm(total=max_steps, initial=self.step, desc="train", disable=not (progress and self.is_main))
+        self.engine.train()
+        while self.step < max_steps:
+            for batch in iterate_epoch(self.data, self.config.data.num_workers, self.config.data.batches_per_epoch):
+                result = self.train_step(batch)
+                self.step = result.step
+                summary.steps.append(result)
+                self.log(result)
+                bar.update(1)
+                bar.set_postfix(loss=f"{result.loss:.4f}")
+                if self.step % cfg.checkpoint_every == 0 or self.step == max_steps:
+                    self.save()
+                if cfg.validation.every and self.step % cfg.validation.every == 0:
+                    self.validate()
+                if self.step >= max_steps:
+                    break
+            else:
+                self.data.cursor.next_epoch()
+        bar.close()
+        if cfg.validation.at_end and summary.steps:
+            self.validate()
+        summary.pipeline = str(self.export()) if self.is_main or self.ema is not None else None
+        if self.writer is not None:
+            self.writer.flush()
+        return summary
+
+    def _peak_flops(self) -> float | None:
+        if self.config.train.peak_tflops:
+            return self.config.train.peak_tflops * 1e12
+        if self.dist.device.type == "cuda":
+            name = torch.cuda.get_device_name(self.dist.device)
+            for key, value in KNOWN_PEAK_TFLOPS.items():
+                if key in name:
+                    return value * 1e12
+        return None
+
+    def log(self, r: StepResult) -> None:
+        if self.writer is None or (r.step % self.config.train.log_every and r.step != 1):
+            return
+        module = self.engine.module
+        world = self.dist.world_size
+        self.writer.add_scalar("train/loss", r.loss, r.step)
+        self.writer.add_scalar("train/lr", r.lr, r.step)
+        if r.grad_norm is not None and math.isfinite(r.grad_norm):
+            self.writer.add_scalar("train/grad_norm", r.grad_norm, r.step)
+        self.writer.add_scalar("perf/samples_per_s", r.samples * world / r.seconds, r.step)
+        self.writer.add_scalar("perf/tokens_per_s", r.tokens * world / r.seconds, r.step)
+        if self.peak_flops:
+            params = sum(p.numel() for p in module.transformer_blocks.parameters())
+            dim, layers = module.inner_dim, module.config.num_layers
+            per_sample = r.tokens / r.samples
+            flops = r.samples * (6 * params * per_sample + 12 * layers * dim * per_sample**2)
+            self.writer.add_scalar("perf/mfu", flops / r.seconds / self.peak_flops, r.step)
+
+    # -- samples and export --------------------------------------------------------------------------------------
+    def pipeline(self) -> DropletVideoPipeline:
+        return DropletVideoPipeline(self.engine.module, self.parts.vae, self.parts.text, self.parts.scheduler_copy())
+
+    @torch.no_grad()
+    def validate(self) -> list[Path]:
+        if not self.is_main:
+            return []
+        v = self.config.train.validation
+        pipe = self.pipeline()
+        written = []
+        self.engine.module.eval()
+        for i, prompt in enumerate(v.prompts):
+            settings: SampleSettings = pipe.default_settings(num_frames=v.frames, height=v.height, width=v.width,
+                                                             steps=v.steps, guidance_scale=v.guidance_scale,
+                                                             motion=v.motion, seed=i)
+            video = pipe(prompt, settings=settings, progress=False)
+            path = write_mp4(video, self.output / "samples" / f"step-{self.step:08d}-{i}.mp4", max(v.motion, 1.0))
+            if self.writer is not None:
+                self.writer.add_images(f"samples/{i}", video[[0, -1]].permute(0, 3, 1, 2), self.step)
+            written.append(path)
+        self.engine.module.train()
+        return written
+
+    def export(self) -> Path | None:
+        """A diffusers-format pipeline folder next to the checkpoints (EMA weights when EMA is on)."""
+        folder = self.output / "pipeline"
+        ema_state = self.ema.full_state_dict() if self.ema is not None else None
+        if not self.is_main:
+            return None
+        pipe = self.pipeline()
+        if ema_state is not None:
+            original = {n: p.detach().clone() for n, p in self.engine.module.named_parameters() if n in ema_state}
+            self.engine.module.load_state_dict(ema_state, strict=False)
+        pipe.save_pretrained(folder)
+        if ema_state is not None:
+            self.engine.module.load_state_dict(original, strict=False)
+        (folder / "training.json").write_text(json.dumps({"step": self.step, "ema": ema_state is not None}) + "\n")
+        log.info("exported the pipeline to %s", folder)
+        return folder
