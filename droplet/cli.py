@@ -168,6 +168,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_precompute(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from droplet.config import ConfigError, load_config
+    from train.config import TrainConfig
+    from train.precompute import precompute
+    from train.run import RunError, resolve_urls
+
+    try:
+        config = load_config(args.config, TrainConfig)
+        urls = resolve_urls(args.data or config.data.urls)
+    except (ConfigError, RunError) as exc:
+        raise UsageError(str(exc)) from None
+    manifest = precompute(config, urls, Path(args.output), maxcount=args.samples_per_shard,
+                          progress=not args.no_progress)
+    total = sum(s["samples"] for s in manifest["shards"])
+    print(f"wrote {total} samples in {len(manifest['shards'])} shard(s) to {args.output} "
+          f"(skipped: {manifest['skipped'] or 'none'}); train with --data {args.output}")
+    return 0
+
+
 def _cmd_init_model(args: argparse.Namespace) -> int:
     from model.tiny import write_tiny_pipeline
 
@@ -272,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("precompute", help="write VAE latents + T5 features as shards (training skips VAE/T5)",
+                       description="Sample each clip as training would (buckets, adaptive equalization sampling), "
+                       "encode it with the config's VAE and T5, and write latent shards keyed by bucket and N.")
+    p.add_argument("--config", required=True, help="train YAML (model and data sections)")
+    p.add_argument("--data", nargs="+", help="an OUT folder or shard files/URLs")
+    p.add_argument("--output", required=True, help="folder for latents-*.tar and manifest.json")
+    p.add_argument("--samples-per-shard", type=int, default=1000)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_precompute)
 
     p = sub.add_parser("sample", help="sample a video from a diffusers-format pipeline folder",
                        description="Text-to-video, or image-to-video with --image (33-channel models). Size, "

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import webdataset as wds
+from conftest import run_droplet
 
 from shards.sampling import sample_frames
 from train.buckets import assign_bucket, largest_size, token_count
@@ -196,3 +197,126 @@ def test_resume_continues_exactly(tmp_path: Path, index_shards) -> None:
     assert first + rest.losses == full
     assert (tmp_path / "split" / "checkpoints" / "step-00000006" / "trainer_state_rank00000.pt").exists()
     assert (tmp_path / "split" / "pipeline" / "model_index.json").exists()
+
+
+def test_image_to_video_training_and_ema_export(tmp_path: Path, index_shards) -> None:
+    """The 33-channel layout trains through the shared conditioning function; the EMA is what gets exported."""
+    from safetensors.torch import load_file
+
+    from train.run import run_training
+
+    config = tiny_config(tmp_path / "run")
+    config.model.image_to_video = True
+    config.model.gradient_checkpointing = True
+    config.train.image_to_video_share = 0.5
+    config.train.ema.enabled = True
+    config.train.ema.decay = 0.5
+    config.train.max_steps = 3
+    summary = run_training(config, index_shards, progress=False)
+    assert len(summary.losses) == 3 and all(np.isfinite(summary.losses))
+    exported = load_file(tmp_path / "run" / "pipeline" / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert exported["patch_embed.proj.weight"].shape[1] == 33
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step-00000003" / "trainer_state_rank00000.pt",
+                       weights_only=False)
+    ema = state["ema"]["shadow"]["proj_out.weight"]
+    assert torch.equal(exported["proj_out.weight"].float(), ema.float().to(exported["proj_out.weight"].dtype).float())
+    assert json.loads((tmp_path / "run" / "pipeline" / "training.json").read_text()) == {"step": 3, "ema": True}
+
+
+def test_sharded_ema_follows_the_formula() -> None:
+    from train.ema import ShardedEMA
+
+    layer = torch.nn.Linear(3, 2)
+    ema = ShardedEMA(layer, decay=0.9)
+    start = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    ema.update()
+    assert torch.allclose(ema.shadow["weight"], start + 0.1)
+    assert torch.allclose(ema.full_state_dict()["weight"], start + 0.1)
+
+
+def test_precompute_then_train_from_latent_shards(tmp_path: Path, index_shards) -> None:
+    from safetensors.torch import load
+
+    from model.tiny import build_tiny_pipeline
+    from model.vae import encode_pixels, video_to_pixels
+    from train.precompute import precompute
+    from train.run import run_training
+
+    config = tiny_config(tmp_path / "run", frame_counts=[9])
+    manifest = precompute(config, index_shards, tmp_path / "latents", progress=False)
+    assert manifest["kind"] == "precomputed" and manifest["skipped"] == {"too_short": 1}
+    assert sum(s["samples"] for s in manifest["shards"]) == 5
+    assert all(s["name"].startswith(f"latents-{s['bucket']}-") for s in manifest["shards"])
+    pipe = build_tiny_pipeline(seed=config.train.seed)
+    sample = next(iter(wds.WebDataset(str(tmp_path / "latents" / manifest["shards"][0]["name"]), shardshuffle=False)))
+    meta, tensors = json.loads(sample["json"]), load(sample["safetensors"])
+    n, fps, w, h = CLIPS[int(meta["clip_id"][4:])]
+    b = meta["bucket"]
+    frames = decode_frames(index_clip(n, fps, w, h), meta["indices"], fps, b["height"], b["width"])
+    expected = encode_pixels(pipe.vae, video_to_pixels(torch.from_numpy(frames)))[0]
+    assert torch.allclose(tensors["latents"].float(), expected, atol=0.02)
+    assert torch.allclose(tensors["text"].float(), pipe.text.encode([meta["caption"]])[0], atol=0.02)
+    assert meta["motion"] == pytest.approx(sample_frames(n, fps, 9).motion)
+    summary = run_training(config, str(tmp_path / "latents"), max_steps=3, progress=False)
+    assert config.data.precomputed and len(summary.losses) == 3 and all(np.isfinite(summary.losses))
+
+
+def clean_env() -> dict:
+    """This process's environment without the process-group variables that in-process training set."""
+    import os
+
+    drop = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def test_droplet_train_cli_refuses_an_existing_run_and_a_changed_config(tmp_path: Path, index_shards) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text((REPO / "configs" / "train-tiny.yaml").read_text())
+    base = ["train", "--config", str(config), "--data", *index_shards, "--output", str(tmp_path / "run"),
+            "--no-progress"]
+    first = run_droplet([*base, "--max-steps", "2"], env=clean_env())
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "trained steps 1..2" in first.stdout and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
+    again = run_droplet([*base, "--max-steps", "3"], env=clean_env())
+    assert again.returncode == 2 and "--resume" in again.stderr
+    config.write_text(config.read_text().replace("lr: 1.0e-3", "lr: 5.0e-4"))
+    changed = run_droplet([*base, "--max-steps", "3", "--resume"], env=clean_env())
+    assert changed.returncode == 2 and "optim.lr" in changed.stderr
+    bad = run_droplet(["train", "--config", str(config), "--data", str(tmp_path / "nothing")], env=clean_env())
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+    sample = run_droplet(["sample", "--checkpoint", str(tmp_path / "run" / "pipeline"), "--prompt", "A pan.",
+                          "--steps", "2", "--out", str(tmp_path / "x.mp4")], env=clean_env())
+    assert sample.returncode == 0 and (tmp_path / "x.mp4").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, index_shards, ray_head: dict) -> None:
+    """2 CPU workers (gloo, ZeRO-2) on the session's head at 127.0.0.1: run to step 2, launch again to step 4."""
+    import subprocess
+
+    from conftest import PYTHON
+
+    def launch(steps: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [PYTHON, "-m", "train.ray_launch", "--config", str(REPO / "configs" / "train-tiny.yaml"),
+             "--data", *index_shards, "--name", "tiny", "--storage-path", str(tmp_path / "store"),
+             "--num-workers", "2", "--max-steps", str(steps), "--address", ray_head["address"]],
+            capture_output=True, text=True, cwd=REPO, env={**clean_env(), **ray_head["env"]}, timeout=600)
+
+    first = launch(2)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    checkpoints = sorted(p for p in (tmp_path / "store" / "tiny").glob("checkpoint_*") if p.is_dir())
+    assert len(checkpoints) == 1
+    files = {p.name for p in checkpoints[0].iterdir()}
+    assert {"trainer_state_rank00000.pt", "trainer_state_rank00001.pt", "mp_rank_00_model_states.pt",
+            "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt", "bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt",
+            "pipeline"} <= files
+    second = launch(4)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    log = second.stdout + second.stderr
+    assert "rank 0 resumed at step 2" in log and "rank 1 resumed at step 2" in log
+    last = sorted(p for p in (tmp_path / "store" / "tiny").glob("checkpoint_*") if p.is_dir())[-1]
+    state = torch.load(last / "trainer_state_rank00001.pt", weights_only=False)
+    assert state["step"] == 4 and (last / "pipeline" / "model_index.json").exists()

@@ -19,6 +19,9 @@ import torch.distributed as dist
 log = logging.getLogger(__name__)
 
 
+TAG_FILE = "droplet_tag"
+
+
 def tag_for(step: int) -> str:
     return f"step-{step:08d}"
 
@@ -53,6 +56,7 @@ def save_checkpoint(engine, folder: Path, step: int, rank: int, state: dict, kee
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
+    (path.parent / TAG_FILE).write_text(tag + "\n")  # lets a copied tag folder (Ray Train) name itself
     if dist.is_initialized():
         dist.barrier()
     if rank == 0:
@@ -74,6 +78,17 @@ def latest_tag(folder: Path) -> str | None:
             return tag
     tags = sorted(p.name for p in Path(folder).glob("step-*") if p.is_dir())
     return tags[-1] if tags else None
+
+
+def restore_layout(tag_folder: Path, work: Path) -> Path:
+    """A folder DeepSpeed can load from (`work/<tag>` + `work/latest`) around a copied tag folder."""
+    tag = (Path(tag_folder) / TAG_FILE).read_text().strip()
+    work.mkdir(parents=True, exist_ok=True)
+    link = work / tag
+    if not link.exists():
+        link.symlink_to(Path(tag_folder).resolve(), target_is_directory=True)
+    (work / "latest").write_text(tag)
+    return work
 
 
 def load_checkpoint(engine, folder: Path, rank: int) -> dict | None:

@@ -27,6 +27,8 @@ def resolve_urls(data: str | list[str] | None) -> list[str]:
 
     from shards.reader import shard_urls
 
+    from .precompute import precomputed_urls
+
     items = [data] if isinstance(data, str) else list(data or [])
     urls: list[str] = []
     for item in items:
@@ -34,7 +36,8 @@ def resolve_urls(data: str | list[str] | None) -> list[str]:
             path = Path(item)
             if not path.exists():
                 raise RunError(f"--data {item}: no such file or folder")
-            found = shard_urls(path)
+            found = precomputed_urls(path) if path.is_dir() else None
+            found = found if found is not None else shard_urls(path)
             if not found:
                 raise RunError(f"--data {item}: no shards (run `droplet caption` or `droplet shard` first)")
             urls.extend(found)
@@ -84,6 +87,9 @@ def run_training(config: TrainConfig, data: str | list[str] | None, resume: bool
 
     output = Path(config.output)
     urls = resolve_urls(data if data else config.data.urls)
+    if not config.data.precomputed and all(Path(u).name.startswith("latents-") for u in urls):
+        log.info("the data are precomputed latent shards: data.precomputed = true")
+        config.data.precomputed = True
     check_run_folder(config, output, resume)
     trainer = Trainer(config, urls, output)
     if trainer.is_main:

@@ -82,6 +82,7 @@ class Trainer:
                                   torch.float32 if cfg.ema.dtype == "fp32" else torch.bfloat16, cfg.ema.sharded,
                                   self.dist.rank, self.dist.world_size)
         self.step = 0
+        self.last_loss: float | None = None
         self.writer = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
@@ -182,6 +183,9 @@ class Trainer:
         if self.ema is not None and self.engine.is_gradient_accumulation_boundary():
             self.ema.update()
         grad_norm = self.engine.get_global_grad_norm()
+        loss = loss.detach()
+        if self.dist.world_size > 1:  # report the mean over ranks
+            torch.distributed.all_reduce(loss, op=torch.distributed.ReduceOp.AVG)
         video_tokens = latents.shape[1] * latents.shape[3] * latents.shape[4] // 4
         return StepResult(self.step + 1, loss.item(), self.engine.get_lr()[0],
                           float(grad_norm) if grad_norm is not None else None, time.perf_counter() - start, b,
@@ -197,7 +201,7 @@ class Trainer:
         while self.step < max_steps:
             for batch in iterate_epoch(self.data, self.config.data.num_workers, self.config.data.batches_per_epoch):
                 result = self.train_step(batch)
-                self.step = result.step
+                self.step, self.last_loss = result.step, result.loss
                 summary.steps.append(result)
                 self.log(result)
                 bar.update(1)
@@ -213,7 +217,8 @@ class Trainer:
         bar.close()
         if cfg.validation.at_end and summary.steps:
             self.validate()
-        summary.pipeline = str(self.export()) if self.is_main or self.ema is not None else None
+        exported = self.export()
+        summary.pipeline = str(exported) if exported else None
         if self.writer is not None:
             self.writer.flush()
         return summary
@@ -270,9 +275,10 @@ class Trainer:
         self.engine.module.train()
         return written
 
-    def export(self) -> Path | None:
-        """A diffusers-format pipeline folder next to the checkpoints (EMA weights when EMA is on)."""
-        folder = self.output / "pipeline"
+    def export(self, folder: Path | None = None) -> Path | None:
+        """A diffusers-format pipeline folder next to the checkpoints (EMA weights when EMA is on); collective
+        when the EMA is sharded, written by rank 0."""
+        folder = Path(folder or self.output / "pipeline")
         ema_state = self.ema.full_state_dict() if self.ema is not None else None
         if not self.is_main:
             return None

@@ -1,0 +1,120 @@
+"""`droplet precompute`: VAE latents + T5 features written as new shards, keyed by bucket and N.
+
+Adaptive equalization sampling is deterministic (fixed trims, uniform indices), so a clip's frames, and so its
+latents, are the same every epoch: training from these shards skips the VAE and T5 entirely. Latents are the
+VAE posterior's mean (no per-epoch posterior sampling), stored in bf16 with the T5 features. Models with the
+image-to-video layout also get the reference latents of the first-frame mask.
+
+Layout: `OUTPUT/latents-N{N}-{H}x{W}-{NNNNNN}.tar` (WebDataset: `<key>.safetensors`, `<key>.json`) and
+`OUTPUT/manifest.json` (`"kind": "precomputed"`, shard names, sample counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+import webdataset as wds
+from safetensors.torch import save
+from tqdm.auto import tqdm
+
+from model.conditioning import first_frame_mask, inpaint_conditioning
+from model.vae import encode_pixels, video_to_pixels
+from shards.sampling import sample_frames
+
+from .buckets import DEFAULT_ASPECT_RATIOS, assign_bucket
+from .components import build_components
+from .config import TrainConfig
+from .decode import DecodeError, decode_frames
+
+log = logging.getLogger(__name__)
+MANIFEST_KIND = "precomputed"
+
+
+class BucketShardWriters:
+    """One rolling shard series per bucket."""
+
+    def __init__(self, output: Path, maxcount: int) -> None:
+        self.output, self.maxcount = output, maxcount
+        self.writers: dict[str, tuple[wds.TarWriter, int, int]] = {}
+        self.done: list[dict] = []
+
+    def _open(self, bucket: str, number: int) -> wds.TarWriter:
+        return wds.TarWriter(str(self.output / f"latents-{bucket}-{number:06d}.tar"))
+
+    def write(self, bucket: str, sample: dict) -> None:
+        writer, number, count = self.writers.get(bucket) or (self._open(bucket, 0), 0, 0)
+        if count == self.maxcount:
+            self._close(bucket, writer, number, count)
+            writer, number, count = self._open(bucket, number + 1), number + 1, 0
+        writer.write(sample)
+        self.writers[bucket] = (writer, number, count + 1)
+
+    def _close(self, bucket: str, writer: wds.TarWriter, number: int, count: int) -> None:
+        writer.close()
+        self.done.append({"name": f"latents-{bucket}-{number:06d}.tar", "bucket": bucket, "samples": count})
+
+    def close(self) -> list[dict]:
+        for bucket, (writer, number, count) in sorted(self.writers.items()):
+            self._close(bucket, writer, number, count)
+        self.writers = {}
+        return sorted(self.done, key=lambda s: s["name"])
+
+
+@torch.no_grad()
+def precompute(config: TrainConfig, urls: list[str], output: Path, maxcount: int = 1000,
+               progress: bool = True) -> dict:
+    from shards.reader import iter_samples
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    parts = build_components(config, device)
+    aspects = tuple(config.data.aspect_ratios) if config.data.aspect_ratios else DEFAULT_ASPECT_RATIOS
+    output.mkdir(parents=True, exist_ok=True)
+    writers = BucketShardWriters(output, maxcount)
+    skipped: dict[str, int] = {}
+    for raw in tqdm(iter_samples(urls), desc="precompute", disable=not progress):
+        meta = raw["json"]
+        bucket = assign_bucket(int(meta["num_frames"]), int(meta["width"]), int(meta["height"]),
+                               config.data.frame_counts, config.data.token_budget, aspects)
+        if bucket is None:
+            skipped["too_short"] = skipped.get("too_short", 0) + 1
+            continue
+        sample = sample_frames(int(meta["num_frames"]), float(meta["fps"]), bucket.frames)
+        try:
+            frames = decode_frames(raw["mp4"], sample.indices, float(meta["fps"]), bucket.height, bucket.width)
+        except DecodeError as exc:
+            log.warning("skipped %s: decode_error (%s)", raw["__key__"], exc)
+            skipped["decode_error"] = skipped.get("decode_error", 0) + 1
+            continue
+        pixels = video_to_pixels(torch.from_numpy(frames)).to(device, parts.vae.dtype)
+        latents = encode_pixels(parts.vae, pixels)
+        tensors = {"latents": latents[0].to(torch.bfloat16).cpu().contiguous(),
+                   "text": parts.text.encode([raw["txt"]])[0].to(torch.bfloat16).cpu().contiguous()}
+        if parts.inpaint:
+            cond = inpaint_conditioning(parts.vae, pixels, first_frame_mask(1, bucket.frames, device),
+                                        tuple(latents.shape))
+            tensors["reference"] = cond[0, :, 1:].to(torch.bfloat16).cpu().contiguous()
+        info = {**{k: meta[k] for k in ("clip_id", "num_frames", "fps", "width", "height") if k in meta},
+                "bucket": {"frames": bucket.frames, "height": bucket.height, "width": bucket.width},
+                "indices": list(sample.indices), "motion": sample.motion, "caption": raw["txt"]}
+        writers.write(bucket.name, {"__key__": raw["__key__"], "safetensors": save(tensors),
+                                    "json": json.dumps(info, sort_keys=True).encode()})
+    shards = writers.close()
+    manifest = {"kind": MANIFEST_KIND, "shards": shards, "skipped": skipped,
+                "frame_counts": config.data.frame_counts, "token_budget": config.data.token_budget,
+                "image_to_video": parts.inpaint}
+    (output / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def precomputed_urls(folder: Path) -> list[str] | None:
+    """Shard paths of a precompute output folder, or None when `folder` is not one."""
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.exists():
+        return None
+    data = json.loads(manifest.read_text())
+    if data.get("kind") != MANIFEST_KIND:
+        return None
+    return [str(Path(folder) / s["name"]) for s in data["shards"]]
