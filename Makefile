@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(PY) bench/caption_bench.py
 	$(PY) bench/shards_bench.py
 	$(PY) bench/model_bench.py
+	$(PY) bench/train_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -99,6 +99,7 @@ class ClipBatches(IterableDataset):
         self.world_size = world_size
         self.cursor = Cursor()
         self.worker_offset = 0
+        self.decode_threads = 0
 
     def shard_source(self, worker: int, workers: int, seed: int):
         spec = self.spec
@@ -130,6 +131,7 @@ class ClipBatches(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         worker = (worker + self.worker_offset) % workers
+        self.decode_threads = 1 if info else 0
         skip = self.cursor.skip_for(worker)
         batcher = BucketBatcher(self.spec.batch_size)
         for raw in self.raw_samples(worker, workers):
@@ -162,7 +164,7 @@ class ClipBatches(IterableDataset):
             sample = sample_frames(int(meta["num_frames"]), float(meta["fps"]), bucket.frames)
             try:
                 videos.append(decode_frames(raw["mp4"], sample.indices, float(meta["fps"]), bucket.height,
-                                            bucket.width))
+                                            bucket.width, threads=self.decode_threads))
             except (DecodeError, KeyError) as exc:
                 log.warning("skipped %s: decode_error (%s)", raw.get("__key__"), exc)
                 continue

@@ -23,14 +23,17 @@ def cover_size(src_w: int, src_h: int, width: int, height: int) -> tuple[int, in
     return max(width, round(src_w * scale)), max(height, round(src_h * scale))
 
 
-def decode_frames(data: bytes, indices: Sequence[int], fps: float, height: int, width: int) -> np.ndarray:
+def decode_frames(data: bytes, indices: Sequence[int], fps: float, height: int, width: int,
+                  threads: int = 0) -> np.ndarray:
     """uint8 [len(indices), height, width, 3]: frames at `indices` (sorted, by frame number at rate `fps`),
-    resized to cover (height, width) and centre-cropped."""
+    resized to cover (height, width) and centre-cropped. `threads` 0 lets FFmpeg choose; loader workers pass 1
+    (the workers are the parallelism)."""
     wanted = sorted(set(indices))
     out: dict[int, np.ndarray] = {}
     try:
         with av.open(io.BytesIO(data)) as container:
             stream = container.streams.video[0]
+            stream.thread_count = threads
             tb = float(stream.time_base)
             start = stream.start_time or 0
             first = wanted[0]
