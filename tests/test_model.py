@@ -248,3 +248,32 @@ def test_model_imports_without_opencv_onnx_vllm_or_the_data_side() -> None:
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_cogvideox_style_sentencepiece_tokenizer_folder_loads(tmp_path: Path) -> None:
+    """Released CogVideoX folders ship `tokenizer/` as spiece.model + tokenizer_config.json; one trained on the
+    spot with sentencepiece must load and drive the pipeline's text encoder."""
+    import io
+
+    import sentencepiece as spm
+
+    from model.text import TextEncoder
+    from model.tiny import CORPUS
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS.splitlines() * 20), model_writer=model,
+                                   vocab_size=100, model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                                   character_coverage=1.0, minloglevel=2)
+    write_tiny_pipeline(tmp_path / "ckpt")
+    tokenizer = tmp_path / "ckpt" / "tokenizer"
+    for old in tokenizer.iterdir():
+        old.unlink()
+    (tokenizer / "spiece.model").write_bytes(model.getvalue())
+    (tokenizer / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0}))
+    text = TextEncoder.from_folders(tmp_path / "ckpt" / "text_encoder", tokenizer, max_length=32)
+    ids = text.tokenizer("The camera pans left.").input_ids
+    assert ids[-1] == 1 and 2 not in ids  # ends with </s>, no unknown pieces
+    assert text.encode(["The camera pans left.", ""]).shape == (2, 32, 32)
+    pipe = DropletVideoPipeline.from_pretrained(tmp_path / "ckpt")
+    video = pipe("The camera pans left.", settings=pipe.default_settings(steps=1), progress=False)
+    assert video.shape == (9, 64, 64, 3)
