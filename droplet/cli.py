@@ -14,6 +14,16 @@ class UsageError(Exception):
     """Unusable arguments or config: exit 2 with one line."""
 
 
+def _config(path: str | None, model):  # noqa: ANN001, ANN202
+    """The YAML at `path` validated into `model`; a bad config is a usage error (exit 2, one line)."""
+    from droplet.config import ConfigError, load_config
+
+    try:
+        return load_config(path, model)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _cmd_sample_data(args: argparse.Namespace) -> int:
     from curation.sample_data import write_sample_data
 
@@ -27,12 +37,8 @@ def _cmd_sample_data(args: argparse.Namespace) -> int:
 
 def _cmd_curate(args: argparse.Namespace) -> int:
     from curation.config import CurateConfig
-    from droplet.config import ConfigError, load_config
 
-    try:
-        cfg = load_config(args.config, CurateConfig)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    cfg = _config(args.config, CurateConfig)
     if args.detector:
         cfg = cfg.model_copy(update={"scenes": cfg.scenes.model_copy(update={"detector": args.detector})})
     if args.no_progress:
@@ -51,12 +57,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
 
 def _caption_config(args: argparse.Namespace):  # noqa: ANN202
     from captioning.config import CaptionConfig
-    from droplet.config import ConfigError, load_config
 
-    try:
-        cfg = load_config(args.config, CaptionConfig)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    cfg = _config(args.config, CaptionConfig)
     if getattr(args, "backend", None):
         cfg = cfg.model_copy(update={"backend": args.backend})
     return cfg
@@ -143,14 +145,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from droplet.config import ConfigError, load_config
     from train.config import TrainConfig
     from train.run import RunError, run_training
 
-    try:
-        config = load_config(args.config, TrainConfig)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    config = _config(args.config, TrainConfig)
     if args.output:
         config.output = args.output
     try:
@@ -171,15 +169,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_precompute(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from droplet.config import ConfigError, load_config
     from train.config import TrainConfig
     from train.precompute import precompute
     from train.run import RunError, resolve_urls
 
+    config = _config(args.config, TrainConfig)
     try:
-        config = load_config(args.config, TrainConfig)
         urls = resolve_urls(args.data or config.data.urls)
-    except (ConfigError, RunError) as exc:
+    except RunError as exc:
         raise UsageError(str(exc)) from None
     manifest = precompute(config, urls, Path(args.output), maxcount=args.samples_per_shard,
                           progress=not args.no_progress)
@@ -224,6 +221,9 @@ def _cmd_config_defaults(args: argparse.Namespace) -> int:
     if args.name == "curate":
         from curation.config import CURATE_YAML_HEADER as header
         from curation.config import CurateConfig as model
+    elif args.name == "train":
+        from train.config import TRAIN_YAML_HEADER as header
+        from train.config import TrainConfig as model
     else:
         from captioning.config import CAPTION_YAML_HEADER as header
         from captioning.config import CaptionConfig as model
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config-defaults", help="print a config with every default and its documentation",
                        description="Print the default config as commented YAML (what configs/<name>.yaml holds).")
-    p.add_argument("name", choices=["curate", "caption"], help="which config")
+    p.add_argument("name", choices=["curate", "caption", "train"], help="which config")
     p.set_defaults(func=_cmd_config_defaults)
     return parser
 

@@ -86,3 +86,27 @@ def test_shipped_caption_configs_validate(name):
     cfg = load_config(REPO / "configs" / name, CaptionConfig)
     if name != "caption.yaml":
         assert cfg.backend == "vllm" and (REPO / cfg.vllm.runtime_env).exists()
+
+
+@pytest.mark.parametrize("name", ["train-tiny.yaml", "train-5b.yaml"])
+def test_shipped_train_configs_validate(name):
+    from droplet.config import load_config
+    from train.config import TrainConfig
+
+    cfg = load_config(REPO / "configs" / name, TrainConfig)
+    assert (REPO / cfg.deepspeed).exists()
+    if name == "train-5b.yaml":
+        assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.eps) == (2e-5, 3e-2, 1e-10)
+        assert cfg.data.token_budget == 13_312 and cfg.data.frame_counts == [49]
+
+
+def test_train_config_defaults_round_trip_and_bad_train_config_exits_2(tmp_path):
+    from droplet.config import load_config
+    from train.config import TrainConfig
+
+    result = run_droplet(["config-defaults", "train"])
+    (tmp_path / "train.yaml").write_text(result.stdout)
+    assert load_config(tmp_path / "train.yaml", TrainConfig) == TrainConfig()
+    (tmp_path / "bad.yaml").write_text("data:\n  frame_counts: [10]\n")
+    bad = run_droplet(["train", "--config", str(tmp_path / "bad.yaml"), "--data", str(tmp_path)])
+    assert bad.returncode == 2 and "4k+1" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
