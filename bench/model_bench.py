@@ -122,7 +122,7 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit("--gpu needs CUDA")
         rows = [compare("5b-block", "cuda", torch.bfloat16, args.repeats, sdpa=sdpa, compiled=compiled)
-                for sdpa, compiled in [(None, False), (["cudnn", "flash"], False), (["cudnn", "flash"], True)]]
+                for sdpa, compiled in [(None, False), (["cudnn"], False), (None, True), (["cudnn"], True)]]
     else:
         rows = [compare(name, "cpu", torch.float32, args.repeats) for name in args.configs]
     print(f"\ntransformer forward+backward, median of {args.repeats} interleaved steps "
