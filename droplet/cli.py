@@ -156,6 +156,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                progress=not args.no_progress)
     except (RunError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if not summary.steps:
+        print(f"{config.output} is already at step {summary.resumed_from}: nothing to train "
+              f"(raise --max-steps to continue)")
     if summary.steps:
         last = summary.steps[-1]
         print(f"trained steps {summary.resumed_from + 1}..{last.step}: loss {summary.steps[0].loss:.4f} -> "

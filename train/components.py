@@ -49,8 +49,10 @@ def build_components(config: TrainConfig, device: torch.device) -> Components:
         raise ValueError(f"model.preset {m.preset!r} needs model.pretrained: a pipeline folder with the VAE and T5 "
                          "(the transformer may be CogVideoX's; the motion embedding is added)")
     frozen_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    vae.requires_grad_(False).to(device, frozen_dtype).eval()
-    text.encoder.requires_grad_(False).to(device, frozen_dtype).eval()
+    for frozen in (vae, text.encoder):
+        frozen.requires_grad_(False).eval().to(device)
+        if frozen.dtype != frozen_dtype:
+            frozen.to(dtype=frozen_dtype)
     text._empty = None
     transformer.train()
     if m.gradient_checkpointing:
