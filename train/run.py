@@ -12,9 +12,11 @@ from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-# Fields that may change between a run and its resume; anything else changed is refused.
-RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "validation"), ("train", "log_every"), ("data", "urls"),
-                     ("data", "num_workers"), ("output",)}
+# Fields that may change between a run and its resume; anything else changed is refused. (The loader's worker
+# count is not among them: the data cursor counts batches per worker, so exact resume needs the same count.)
+RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "validation"), ("train", "log_every"),
+                     ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "peak_tflops"),
+                     ("data", "urls"), ("output",)}
 
 
 class RunError(ValueError):
