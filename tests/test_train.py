@@ -320,3 +320,42 @@ def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, index_
     last = sorted(p for p in (tmp_path / "store" / "tiny").glob("checkpoint_*") if p.is_dir())[-1]
     state = torch.load(last / "trainer_state_rank00001.pt", weights_only=False)
     assert state["step"] == 4 and (last / "pipeline" / "model_index.json").exists()
+
+
+def test_a_batch_whose_clips_all_fail_to_decode_still_moves_the_cursor(tmp_path: Path) -> None:
+    """With batch size 1, a broken clip yields no batch; a resume from the cursor continues exactly."""
+    import copy
+
+    from train.data import Cursor
+
+    urls = write_index_shards(tmp_path / "good", clips=CLIPS[:3], per_shard=3)
+    broken = tmp_path / "good" / "shard-000009.tar"
+    with wds.TarWriter(str(broken)) as tar:
+        meta = {"clip_id": "clip009", "num_frames": 40, "fps": 24.0, "width": 64, "height": 64}
+        tar.write({"__key__": "clip009", "mp4": b"not a video", "json": json.dumps(meta).encode(), "txt": "x"})
+    spec = StreamSpec(urls=[*urls, str(broken)], frame_counts=[9], token_budget=48, batch_size=1, seed=3,
+                      shuffle_buffer=2)
+    full = [b["key"][0] for b in iterate_epoch(ClipBatches(spec), 0, 12)]
+    first = ClipBatches(spec)
+    head = []
+    for batch in iterate_epoch(first, 0, 12):
+        head.append(batch["key"][0])
+        if len(head) == 4:
+            break
+    assert sum(first.cursor.consumed) > 4  # a broken clip was drawn and counted
+    resumed = ClipBatches(spec)
+    resumed.cursor = Cursor(**copy.deepcopy(vars(first.cursor)))
+    assert head + [b["key"][0] for b in iterate_epoch(resumed, 0, 12)] == full
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path: Path, index_shards) -> None:
+    from train.run import run_training
+
+    config = tiny_config(tmp_path / "run", frame_counts=[9])
+    config.train.gradient_accumulation = 2
+    config.train.ema.enabled = True
+    summary = run_training(config, index_shards, max_steps=3, progress=False)
+    assert [s.step for s in summary.steps] == [1, 2, 3] and all(s.samples == 4 for s in summary.steps)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step-00000003" / "trainer_state_rank00000.pt",
+                       weights_only=False)
+    assert state["step"] == 3 and sum(state["cursor"]["consumed"]) + 4 * state["cursor"]["epoch"] == 6

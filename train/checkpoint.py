@@ -50,7 +50,7 @@ def set_rng_state(state: dict, generator: torch.Generator) -> None:
 def save_checkpoint(engine, folder: Path, step: int, rank: int, state: dict, keep: int) -> Path:
     """Collective: every rank calls it. Returns the tag folder."""
     tag = tag_for(step)
-    engine.save_checkpoint(str(folder), tag=tag, client_state={"step": step})
+    engine.save_checkpoint(str(folder), tag=tag, client_state={"step": step}, save_latest=False)
     path = rank_state_path(folder, tag, rank)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -59,8 +59,13 @@ def save_checkpoint(engine, folder: Path, step: int, rank: int, state: dict, kee
     (path.parent / TAG_FILE).write_text(tag + "\n")  # lets a copied tag folder (Ray Train) name itself
     if dist.is_initialized():
         dist.barrier()
-    if rank == 0:
+    if rank == 0:  # `latest` only once every rank's files are there
+        tmp_latest = Path(folder) / "latest.tmp"
+        tmp_latest.write_text(tag)
+        tmp_latest.replace(Path(folder) / "latest")
         prune(folder, keep)
+    if dist.is_initialized():
+        dist.barrier()
     return Path(folder) / tag
 
 
@@ -71,13 +76,13 @@ def prune(folder: Path, keep: int) -> None:
 
 
 def latest_tag(folder: Path) -> str | None:
+    """The tag `latest` names: written by rank 0 only after every rank saved, so it is always complete."""
     latest = Path(folder) / "latest"
     if latest.exists():
         tag = latest.read_text().strip()
         if (Path(folder) / tag).is_dir():
             return tag
-    tags = sorted(p.name for p in Path(folder).glob("step-*") if p.is_dir())
-    return tags[-1] if tags else None
+    return None
 
 
 def restore_layout(tag_folder: Path, work: Path) -> Path:
@@ -91,14 +96,15 @@ def restore_layout(tag_folder: Path, work: Path) -> Path:
     return work
 
 
-def load_checkpoint(engine, folder: Path, rank: int) -> dict | None:
+def load_checkpoint(engine, folder: Path, rank: int, world_size: int = 1) -> dict | None:
     """Load the latest checkpoint into the engine; returns this rank's trainer state (None: nothing to resume)."""
     tag = latest_tag(folder)
     if tag is None:
         return None
+    ranks = len(list((Path(folder) / tag).glob("trainer_state_rank*.pt")))
+    if ranks != world_size:
+        raise ValueError(f"{folder}/{tag} was written by {ranks} rank(s); this run has {world_size}")
     path = rank_state_path(folder, tag, rank)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} missing: was the run saved with a different number of ranks?")
     load_path, _ = engine.load_checkpoint(str(folder), tag=tag, load_optimizer_states=True,
                                           load_lr_scheduler_states=True)
     if load_path is None:

@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 
 def stream_seed(seed: int, rank: int, worker: int, epoch: int) -> int:
-    """One 31-bit seed per (seed, rank, worker, epoch); integers only, so no hash randomisation."""
-    return wds.utils.make_seed(int(seed), int(rank), int(worker), int(epoch))
+    """One 31-bit seed per (seed, rank, worker, epoch), well mixed (a linear hash would make worker 1 of epoch 0
+    collide with worker 0 of epoch 31)."""
+    state = np.random.SeedSequence([int(seed), int(rank), int(worker), int(epoch)]).generate_state(1)[0]
+    return int(state) & 0x7FFFFFFF
 
 
 @dataclass
@@ -151,9 +153,11 @@ class ClipBatches(IterableDataset):
                 skip -= 1
                 continue
             batch = self.make_batch(bucket, items)
-            if batch is not None:
-                batch["worker"] = worker
-                yield batch
+            # a group whose clips all failed to decode still counts, so the cursor stays in step with `skip`
+            if batch is None:
+                batch = {"skipped": True}
+            batch["worker"] = worker
+            yield batch
 
     def make_batch(self, bucket: Bucket, items: list[dict]) -> dict | None:
         if self.spec.precomputed:
@@ -212,4 +216,5 @@ def iterate_epoch(dataset: ClipBatches, num_workers: int, batches: int) -> Itera
                            multiprocessing_context="forkserver" if num_workers else None)
     for batch in loader.with_epoch(batches - done):
         dataset.cursor.advance(batch["worker"])
-        yield batch
+        if not batch.get("skipped"):
+            yield batch

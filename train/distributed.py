@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -36,7 +37,8 @@ def init_distributed() -> DistInfo:
         os.environ.setdefault("LOCAL_RANK", "0")
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", str(_free_port()))
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        # long enough for rank 0's validation sampling while the others wait in the next collective
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(hours=2))
     rank, world = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if use_cuda:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 def train_loop_per_worker(loop_config: dict) -> None:
     import ray.train
+    import ray.train.torch
     import torch
 
     from .checkpoint import restore_layout
@@ -38,7 +39,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     max_steps = loop_config.get("max_steps") or config.train.max_steps
     ctx = ray.train.get_context()
     rank, world, local_rank = ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank()
-    device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = ray.train.torch.get_device() if torch.cuda.is_available() else torch.device("cpu")
     work = Path(tempfile.mkdtemp(prefix=f"droplet-train-rank{rank}-"))
     config.output = str(work)
     trainer: Trainer | None = None
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                                      resources_per_worker={"CPU": args.cpus_per_worker}),
         run_config=RunConfig(name=args.name, storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_checkpoints)),
-        torch_config=TorchConfig(backend="nccl" if args.use_gpu else "gloo"),
+        torch_config=TorchConfig(backend="nccl" if args.use_gpu else "gloo", timeout_s=7200),
     )
     result = trainer.fit()
     path = result.checkpoint.path if result.checkpoint else None

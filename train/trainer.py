@@ -84,11 +84,19 @@ class Trainer:
         self.step = 0
         self.last_loss: float | None = None
         self.writer = None
-        if self.is_main:
+        self.peak_flops = self._peak_flops()
+
+    def barrier(self) -> None:
+        if self.dist.world_size > 1:
+            torch.distributed.barrier()
+
+    def open_writer(self) -> None:
+        """Tensorboard on rank 0; a resumed run purges what was logged after its checkpoint."""
+        if self.is_main and self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.output / "tensorboard"))
-        self.peak_flops = self._peak_flops()
+            purge = self.step + 1 if self.step else None
+            self.writer = SummaryWriter(str(self.output / "tensorboard"), purge_step=purge)
 
     @property
     def is_main(self) -> bool:
@@ -100,15 +108,21 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------------------------
     def rank_state(self) -> dict:
-        state = {"step": self.step, "rng": rng_state(self.generator), "cursor": vars(self.data.cursor).copy()}
+        state = {"step": self.step, "rng": rng_state(self.generator), "cursor": vars(self.data.cursor).copy(),
+                 "world_size": self.dist.world_size, "num_workers": self.config.data.num_workers}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
 
     def resume(self, folder: Path | None = None) -> bool:
-        state = load_checkpoint(self.engine, folder or self.checkpoints, self.dist.rank)
+        state = load_checkpoint(self.engine, folder or self.checkpoints, self.dist.rank, self.dist.world_size)
         if state is None:
             return False
+        saved = (state.get("world_size", self.dist.world_size), state.get("num_workers", self.config.data.num_workers))
+        if saved != (self.dist.world_size, self.config.data.num_workers):
+            raise ValueError(f"the checkpoint was written by {saved[0]} rank(s) with {saved[1]} loader worker(s) each; "
+                             f"this run has {self.dist.world_size} and {self.config.data.num_workers}: data cursors "
+                             "and EMA shards would not line up")
         self.step = state["step"]
         set_rng_state(state["rng"], self.generator)
         self.data.cursor = Cursor(**state["cursor"])
@@ -147,16 +161,19 @@ class Trainer:
         mask[i2v, 0] = 0
         if pixels is None:  # precomputed: reference latents of the first-frame mask were stored
             cond = torch.zeros(b, latents.shape[1], latents.shape[2] + 1, *latents.shape[3:], device=latents.device)
-            if "reference" in batch:
-                ref = batch["reference"].to(latents.device)
-                cond[i2v, 0, 0] = self.parts.vae.config.scaling_factor
-                cond[i2v, :, 1:] = ref[i2v].to(cond)
+            if "reference" not in batch:
+                raise ValueError("precomputed shards without reference latents: run `droplet precompute` with the "
+                                 "image-to-video model's config")
+            ref = batch["reference"].to(latents.device)
+            cond[i2v, 0, 0] = self.parts.vae.config.scaling_factor
+            cond[i2v, :, 1:] = ref[i2v].to(cond)
             return cond
         return inpaint_conditioning(self.parts.vae, pixels, mask.to(pixels.device), tuple(latents.shape),
                                     self.config.train.reference_noise_sigma, generator=self.generator)
 
-    def train_step(self, batch: dict) -> StepResult:
-        start = time.perf_counter()
+    def micro_step(self, batch: dict) -> tuple[torch.Tensor, int, int]:
+        """Forward + backward of one micro-batch and DeepSpeed's step (which applies the optimizer at the
+        accumulation boundary). Returns (detached loss, samples, tokens)."""
         cfg, device = self.config.train, self.dist.device
         with torch.no_grad():
             latents, text, pixels = self.encode_batch(batch)
@@ -180,27 +197,39 @@ class Trainer:
         loss = F.mse_loss(pred.float(), target.float())
         self.engine.backward(loss)
         self.engine.step()
-        if self.ema is not None and self.engine.is_gradient_accumulation_boundary():
+        video_tokens = latents.shape[1] * latents.shape[3] * latents.shape[4] // 4
+        return loss.detach(), b, b * (video_tokens + text.shape[1])
+
+    def train_step(self, batches: list[dict]) -> StepResult:
+        """One optimizer step over `gradient_accumulation` micro-batches; EMA after the step."""
+        start = time.perf_counter()
+        results = [self.micro_step(batch) for batch in batches]
+        if self.ema is not None and self.engine.was_step_applied():
             self.ema.update()
         grad_norm = self.engine.get_global_grad_norm()
-        loss = loss.detach()
+        loss = torch.stack([r[0] for r in results]).mean()
         if self.dist.world_size > 1:  # report the mean over ranks
             torch.distributed.all_reduce(loss, op=torch.distributed.ReduceOp.AVG)
-        video_tokens = latents.shape[1] * latents.shape[3] * latents.shape[4] // 4
         return StepResult(self.step + 1, loss.item(), self.engine.get_lr()[0],
-                          float(grad_norm) if grad_norm is not None else None, time.perf_counter() - start, b,
-                          b * (video_tokens + text.shape[1]))
+                          float(grad_norm) if grad_norm is not None else None, time.perf_counter() - start,
+                          sum(r[1] for r in results), sum(r[2] for r in results))
 
     # -- loop ----------------------------------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None, progress: bool = True) -> RunSummary:
+        """Optimizer steps up to `max_steps`; checkpoints only fall between steps, never inside an accumulation."""
         cfg = self.config.train
         max_steps = max_steps or cfg.max_steps
         summary = RunSummary(resumed_from=self.step, output=str(self.output))
+        self.open_writer()
         bar = tqdm(total=max_steps, initial=self.step, desc="train", disable=not (progress and self.is_main))
         self.engine.train()
+        pending: list[dict] = []
         while self.step < max_steps:
             for batch in iterate_epoch(self.data, self.config.data.num_workers, self.config.data.batches_per_epoch):
-                result = self.train_step(batch)
+                pending.append(batch)
+                if len(pending) < cfg.gradient_accumulation:
+                    continue
+                result, pending = self.train_step(pending), []
                 self.step, self.last_loss = result.step, result.loss
                 summary.steps.append(result)
                 self.log(result)
@@ -210,6 +239,7 @@ class Trainer:
                     self.save()
                 if cfg.validation.every and self.step % cfg.validation.every == 0:
                     self.validate()
+                    self.barrier()
                 if self.step >= max_steps:
                     break
             else:
@@ -217,6 +247,7 @@ class Trainer:
         bar.close()
         if cfg.validation.at_end and summary.steps:
             self.validate()
+            self.barrier()
         exported = self.export()
         summary.pipeline = str(exported) if exported else None
         if self.writer is not None:
