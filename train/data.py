@@ -24,7 +24,6 @@ from torch.utils.data import IterableDataset, get_worker_info
 from shards.sampling import sample_frames
 
 from .buckets import DEFAULT_ASPECT_RATIOS, Bucket, assign_bucket
-from .decode import DecodeError, decode_frames
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +161,8 @@ class ClipBatches(IterableDataset):
     def make_batch(self, bucket: Bucket, items: list[dict]) -> dict | None:
         if self.spec.precomputed:
             return precomputed_batch(bucket, items)
+        from .decode import DecodeError, decode_frames  # PyAV: not needed for precomputed shards
+
         videos, captions, motions, keys = [], [], [], []
         for raw in items:
             meta = json.loads(raw["json"])

@@ -27,7 +27,6 @@ from shards.sampling import sample_frames
 from .buckets import DEFAULT_ASPECT_RATIOS, assign_bucket
 from .components import build_components
 from .config import TrainConfig
-from .decode import DecodeError, decode_frames
 
 log = logging.getLogger(__name__)
 MANIFEST_KIND = "precomputed"
@@ -67,6 +66,8 @@ class BucketShardWriters:
 def precompute(config: TrainConfig, urls: list[str], output: Path, maxcount: int = 1000,
                progress: bool = True) -> dict:
     from shards.reader import iter_samples
+
+    from .decode import DecodeError, decode_frames
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     parts = build_components(config, device)
