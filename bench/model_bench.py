@@ -18,6 +18,7 @@ import torch
 from diffusers import CogVideoXTransformer3DModel
 from diffusers.utils import logging as diffusers_logging
 
+from model.flops import PEAK_BF16_TFLOPS, training_flops
 from model.transformer import DropletVideoTransformer3DModel
 
 CONFIGS = {
@@ -31,7 +32,6 @@ CONFIGS = {
                                 text_embed_dim=4096, sample_height=60, sample_width=90, max_text_seq_length=400),
                      latent=(13, 60, 90), text=400, batch=1),
 }
-H100_BF16_DENSE_FLOPS = 989e12
 
 
 def twins(name: str, device: str, dtype: torch.dtype):
@@ -100,13 +100,11 @@ def compare(name: str, device: str, dtype: torch.dtype, repeats: int, warmup: in
     result = {"config": label, "ours_s": med["ours"], "diffusers_s": med["diffusers"],
               "ratio": med["ours"] / med["diffusers"], "tokens": tokens}
     if device == "cuda":
-        params = sum(p.numel() for p in ours.transformer_blocks.parameters())
-        dim = CONFIGS[name]["model"]["num_attention_heads"] * CONFIGS[name]["model"]["attention_head_dim"]
-        layers = CONFIGS[name]["model"]["num_layers"]
-        flops = 6 * params * tokens + 12 * layers * tokens**2 * dim
+        batch = CONFIGS[name]["batch"]
+        flops = batch * training_flops(ours, tokens // batch)
         for label in ("ours", "diffusers"):
             result[f"{label}_tokens_per_s"] = tokens / med[label]
-            result[f"{label}_mfu"] = flops / med[label] / H100_BF16_DENSE_FLOPS
+            result[f"{label}_mfu"] = flops / med[label] / (PEAK_BF16_TFLOPS["H100"] * 1e12)
         result["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return result
 

@@ -163,6 +163,7 @@ def cpu(args) -> None:
 def gpu_5b(args) -> None:
     import torch
 
+    from model.flops import PEAK_BF16_TFLOPS, training_flops
     from model.presets import preset
     from model.transformer import DropletVideoTransformer3DModel
     from train.config import TrainConfig
@@ -202,10 +203,9 @@ def gpu_5b(args) -> None:
             times.append(time.perf_counter() - s)
             print(f"{name} step {i}: {times[-1]:.2f} s", flush=True)
         step = statistics.median(times[1:])
-        params = sum(p.numel() for p in model.transformer_blocks.parameters())
         tokens = 13 * 30 * 45 + 400
-        flops = 6 * params * tokens + 12 * cfg["num_layers"] * tokens**2 * 3072
-        peak = 989e12
+        flops = training_flops(model, tokens)
+        peak = PEAK_BF16_TFLOPS["H100"] * 1e12
         print(f"| {name} | {setup:.0f} s | {step:.2f} s | {tokens / step:.0f} | {flops / step / peak:.1%} | "
               f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB |", flush=True)
         del engine, model, out

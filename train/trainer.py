@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from model.conditioning import inpaint_conditioning
+from model.flops import PEAK_BF16_TFLOPS, training_flops
 from model.pipeline import DropletVideoPipeline, SampleSettings, write_mp4
 from model.vae import encode_pixels, video_to_pixels
 
@@ -31,7 +32,6 @@ from .optim import build_engine
 
 log = logging.getLogger(__name__)
 
-KNOWN_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.parts: Components = build_components(config, self.dist.device)
         self.engine = build_engine(config, self.parts.transformer, self.dist, self.output)
-        self.dtype = self.engine.module.dtype if hasattr(self.engine.module, "dtype") else torch.float32
+        self.dtype = self.engine.module.dtype
         spec = StreamSpec(urls=urls, frame_counts=config.data.frame_counts, token_budget=config.data.token_budget,
                           batch_size=config.data.batch_size, seed=cfg.seed, shuffle_buffer=config.data.shuffle_buffer,
                           resampled=config.data.resampled, precomputed=config.data.precomputed)
@@ -259,7 +259,7 @@ class Trainer:
             return self.config.train.peak_tflops * 1e12
         if self.dist.device.type == "cuda":
             name = torch.cuda.get_device_name(self.dist.device)
-            for key, value in KNOWN_PEAK_TFLOPS.items():
+            for key, value in PEAK_BF16_TFLOPS.items():
                 if key in name:
                     return value * 1e12
         return None
@@ -267,7 +267,6 @@ class Trainer:
     def log(self, r: StepResult) -> None:
         if self.writer is None or (r.step % self.config.train.log_every and r.step != 1):
             return
-        module = self.engine.module
         world = self.dist.world_size
         self.writer.add_scalar("train/loss", r.loss, r.step)
         self.writer.add_scalar("train/lr", r.lr, r.step)
@@ -276,10 +275,7 @@ class Trainer:
         self.writer.add_scalar("perf/samples_per_s", r.samples * world / r.seconds, r.step)
         self.writer.add_scalar("perf/tokens_per_s", r.tokens * world / r.seconds, r.step)
         if self.peak_flops:
-            params = sum(p.numel() for p in module.transformer_blocks.parameters())
-            dim, layers = module.inner_dim, module.config.num_layers
-            per_sample = r.tokens / r.samples
-            flops = r.samples * (6 * params * per_sample + 12 * layers * dim * per_sample**2)
+            flops = r.samples * training_flops(self.engine.module, r.tokens / r.samples)
             self.writer.add_scalar("perf/mfu", flops / r.seconds / self.peak_flops, r.step)
 
     # -- samples and export --------------------------------------------------------------------------------------
