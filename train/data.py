@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -101,6 +102,7 @@ class ClipBatches(IterableDataset):
         self.cursor = Cursor()
         self.worker_offset = 0
         self.decode_threads = 0
+        self.skipped: Counter[str] = Counter()  # reason -> clips (this process's stream)
 
     def shard_source(self, worker: int, workers: int, seed: int):
         spec = self.spec
@@ -137,13 +139,15 @@ class ClipBatches(IterableDataset):
         batcher = BucketBatcher(self.spec.batch_size)
         for raw in self.raw_samples(worker, workers):
             try:
-                meta = json.loads(raw["json"])
+                raw["json"] = meta = json.loads(raw["json"])  # parsed once, here
                 bucket = self.bucket_of(meta)
             except (KeyError, ValueError, TypeError) as exc:
                 log.warning("skipped %s: bad metadata (%s)", raw.get("__key__"), exc)
+                self.skipped["bad_metadata"] += 1
                 continue
             if bucket is None:
                 log.debug("skipped %s: too_short for any configured frame count", raw.get("__key__"))
+                self.skipped["too_short"] += 1
                 continue
             items = batcher.add(bucket, raw)
             if items is None:
@@ -163,31 +167,35 @@ class ClipBatches(IterableDataset):
             return precomputed_batch(bucket, items)
         from .decode import DecodeError, decode_frames  # PyAV: not needed for precomputed shards
 
-        videos, captions, motions, keys = [], [], [], []
+        videos, captions, motions, keys, metas = [], [], [], [], []
         for raw in items:
-            meta = json.loads(raw["json"])
+            meta = raw["json"]
             sample = sample_frames(int(meta["num_frames"]), float(meta["fps"]), bucket.frames)
             try:
                 videos.append(decode_frames(raw["mp4"], sample.indices, float(meta["fps"]), bucket.height,
                                             bucket.width, threads=self.decode_threads))
             except (DecodeError, KeyError) as exc:
                 log.warning("skipped %s: decode_error (%s)", raw.get("__key__"), exc)
+                self.skipped["decode_error"] += 1
                 continue
-            captions.append(raw["txt"].decode("utf-8") if isinstance(raw.get("txt"), bytes) else raw.get("txt", ""))
+            captions.append(raw.get("txt", b"").decode("utf-8"))
             motions.append(sample.motion)
             keys.append(raw["__key__"])
+            metas.append(meta)
         if not videos:
             return None
         return {"video": torch.from_numpy(np.stack(videos)), "caption": captions,
-                "motion": torch.tensor(motions, dtype=torch.float32), "key": keys, "bucket": bucket.name}
+                "motion": torch.tensor(motions, dtype=torch.float32), "key": keys, "bucket": bucket.name,
+                "meta": metas}
 
 
 def precomputed_batch(bucket: Bucket, items: list[dict]) -> dict:
-    """Batch of shards written by `droplet precompute`: latents, text features, M (and I2V reference latents)."""
+    """Batch of shards written by `droplet precompute`: latents, text features, M (and I2V reference latents).
+    Each item's "json" is already parsed."""
     from safetensors.torch import load
 
     tensors = [load(raw["safetensors"]) for raw in items]
-    metas = [json.loads(raw["json"]) for raw in items]
+    metas = [raw["json"] for raw in items]
     batch = {
         "latents": torch.stack([t["latents"] for t in tensors]),
         "text": torch.stack([t["text"] for t in tensors]),

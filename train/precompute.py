@@ -24,9 +24,10 @@ from model.conditioning import first_frame_mask, inpaint_conditioning
 from model.vae import encode_pixels, video_to_pixels
 from shards.sampling import sample_frames
 
-from .buckets import DEFAULT_ASPECT_RATIOS, assign_bucket
+from .buckets import Bucket
 from .components import build_components
 from .config import TrainConfig
+from .data import ClipBatches, StreamSpec
 
 log = logging.getLogger(__name__)
 MANIFEST_KIND = "precomputed"
@@ -65,43 +66,36 @@ class BucketShardWriters:
 @torch.no_grad()
 def precompute(config: TrainConfig, urls: list[str], output: Path, maxcount: int = 1000,
                progress: bool = True) -> dict:
-    from shards.reader import iter_samples
-
-    from .decode import DecodeError, decode_frames
-
+    """Every clip once, bucketed, sampled and decoded by the training stream itself (in order, batch size 1)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     parts = build_components(config, device)
-    aspects = tuple(config.data.aspect_ratios) if config.data.aspect_ratios else DEFAULT_ASPECT_RATIOS
+    spec = StreamSpec(urls=urls, frame_counts=config.data.frame_counts, token_budget=config.data.token_budget,
+                      batch_size=1, shuffle_buffer=1, resampled=False)
+    if config.data.aspect_ratios:
+        spec.aspect_ratios = tuple(config.data.aspect_ratios)
+    stream = ClipBatches(spec)
     output.mkdir(parents=True, exist_ok=True)
     writers = BucketShardWriters(output, maxcount)
-    skipped: dict[str, int] = {}
-    for raw in tqdm(iter_samples(urls), desc="precompute", disable=not progress):
-        meta = raw["json"]
-        bucket = assign_bucket(int(meta["num_frames"]), int(meta["width"]), int(meta["height"]),
-                               config.data.frame_counts, config.data.token_budget, aspects)
-        if bucket is None:
-            skipped["too_short"] = skipped.get("too_short", 0) + 1
+    for batch in tqdm(stream, desc="precompute", disable=not progress):
+        if batch.get("skipped"):
             continue
-        sample = sample_frames(int(meta["num_frames"]), float(meta["fps"]), bucket.frames)
-        try:
-            frames = decode_frames(raw["mp4"], sample.indices, float(meta["fps"]), bucket.height, bucket.width)
-        except DecodeError as exc:
-            log.warning("skipped %s: decode_error (%s)", raw["__key__"], exc)
-            skipped["decode_error"] = skipped.get("decode_error", 0) + 1
-            continue
-        pixels = video_to_pixels(torch.from_numpy(frames)).to(device, parts.vae.dtype)
+        meta, caption = batch["meta"][0], batch["caption"][0]
+        bucket = Bucket(*batch["video"].shape[1:4])
+        pixels = video_to_pixels(batch["video"]).to(device, parts.vae.dtype)
         latents = encode_pixels(parts.vae, pixels)
         tensors = {"latents": latents[0].to(torch.bfloat16).cpu().contiguous(),
-                   "text": parts.text.encode([raw["txt"]])[0].to(torch.bfloat16).cpu().contiguous()}
+                   "text": parts.text.encode([caption])[0].to(torch.bfloat16).cpu().contiguous()}
         if parts.inpaint:
             cond = inpaint_conditioning(parts.vae, pixels, first_frame_mask(1, bucket.frames, device),
                                         tuple(latents.shape))
             tensors["reference"] = cond[0, :, 1:].to(torch.bfloat16).cpu().contiguous()
+        indices = sample_frames(int(meta["num_frames"]), float(meta["fps"]), bucket.frames).indices
         info = {**{k: meta[k] for k in ("clip_id", "num_frames", "fps", "width", "height") if k in meta},
                 "bucket": {"frames": bucket.frames, "height": bucket.height, "width": bucket.width},
-                "indices": list(sample.indices), "motion": sample.motion, "caption": raw["txt"]}
-        writers.write(bucket.name, {"__key__": raw["__key__"], "safetensors": save(tensors),
+                "indices": list(indices), "motion": batch["motion"][0].item(), "caption": caption}
+        writers.write(bucket.name, {"__key__": batch["key"][0], "safetensors": save(tensors),
                                     "json": json.dumps(info, sort_keys=True).encode()})
+    skipped = dict(stream.skipped)
     shards = writers.close()
     manifest = {"kind": MANIFEST_KIND, "shards": shards, "skipped": skipped,
                 "frame_counts": config.data.frame_counts, "token_budget": config.data.token_budget,
