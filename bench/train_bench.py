@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +28,16 @@ sys.path.insert(0, str(REPO))
 
 def textured_clip(num_frames: int, fps: float, width: int, height: int, seed: int) -> bytes:
     """A panning noise texture (x264, keyframe every second), the kind of clip curation writes."""
-    import av
+    from curation.sample_data.encode import H264Writer
 
     rng = np.random.default_rng(seed)
     texture = (rng.random((height, width * 3, 3)) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": str(round(fps)), "preset": "veryfast"}
-        for k in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, 4 * k:4 * k + width]), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buf.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        with H264Writer(path, width, height, int(fps), preset="veryfast", gop=round(fps)) as writer:
+            for k in range(num_frames):
+                writer.write(np.ascontiguousarray(texture[:, 4 * k:4 * k + width]))
+        return path.read_bytes()
 
 
 def write_shards(folder: Path, clips: int, num_frames: int, width: int, height: int) -> list[str]:

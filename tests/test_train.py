@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-from fractions import Fraction
+import tempfile
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 import webdataset as wds
 from conftest import run_droplet
 
+from curation.sample_data.encode import H264Writer
 from shards.sampling import sample_frames
 from train.buckets import assign_bucket, largest_size, token_count
 from train.config import TrainConfig
@@ -26,21 +25,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def index_clip(num_frames: int, fps: float, width: int, height: int) -> bytes:
     """H.264 CFR clip whose frame k is grey level 5k (mod 250) with a bright square moving right."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "0", "g": str(max(1, round(fps)))}
-        for k in range(num_frames):
-            img = np.full((height, width, 3), (5 * k) % 250, dtype=np.uint8)
-            x = (3 * k) % max(1, width - 8)
-            img[2:10, x:x + 8] = 255
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buf.getvalue()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        with H264Writer(path, width, height, int(fps), crf=0, gop=max(1, round(fps))) as writer:
+            for k in range(num_frames):
+                img = np.full((height, width, 3), (5 * k) % 250, dtype=np.uint8)
+                x = (3 * k) % max(1, width - 8)
+                img[2:10, x:x + 8] = 255
+                writer.write(img)
+        return path.read_bytes()
 
 
 CLIPS = [  # (num_frames, fps, width, height)
