@@ -35,7 +35,7 @@ REFERENCE = json.loads((REPO / "tests" / "data" / "music_video_cuts.json").read_
 
 
 def music_video() -> Path:
-    from curation.sample_data.real import copy_music_video
+    from droplet.sample_data.real import copy_music_video
 
     tmp = Path(tempfile.mkdtemp())
     copy_music_video(tmp)
@@ -147,7 +147,7 @@ def fps_rows(path: Path, frames: int, repeats: int) -> dict[str, tuple[float, li
 
 def synthetic_f1() -> dict[str, float]:
     """Cut F1 (±1 frame) of each detector over the synthetic sample set (its truth is exact)."""
-    from curation.sample_data import write_sample_data
+    from droplet.sample_data import write_sample_data
 
     folder = Path(tempfile.mkdtemp(prefix="bench-synthetic-"))
     truth = write_sample_data(folder, music_video=False)["synthetic"]
@@ -254,7 +254,7 @@ def main() -> None:
     report = {"rows": [{"name": n, "fps": f, "f1": s} for n, f, s in rows], "curate": whole,
               "synthetic_f1": synthetic}
     if not args.skip_long:
-        from curation.sample_data import make_long_video
+        from droplet.sample_data import make_long_video
 
         long_path = RESULTS / f"long_720p_{int(args.long_seconds)}s.mp4"
         if not long_path.exists():

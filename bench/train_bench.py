@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 def textured_clip(num_frames: int, fps: float, width: int, height: int, seed: int) -> bytes:
     """A panning noise texture (x264, keyframe every second), the kind of clip curation writes."""
-    from curation.sample_data.encode import H264Writer
+    from droplet.sample_data.encode import H264Writer
 
     rng = np.random.default_rng(seed)
     texture = (rng.random((height, width * 3, 3)) * 255).astype(np.uint8)
@@ -71,7 +71,7 @@ def loader_rate(urls: list[str], workers: int, frame_counts: list[int], budget: 
 
 
 def tiny_config():
-    from droplet.config import load_config
+    from runtime.config import load_config
     from train.config import TrainConfig
 
     return load_config(REPO / "configs" / "train-tiny.yaml", TrainConfig)

@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--vllm-cmd", default="vllm", help="how to run the vLLM CLI")
     args = parser.parse_args()
     from captioning.config import CaptionConfig
-    from droplet.config import load_config
+    from runtime.config import load_config
 
     cfg = load_config(args.config, CaptionConfig)
     mine = ours(args.out, cfg, args.clips)

@@ -5,30 +5,23 @@ most a batch; `OUT/captions.parquet` is derived from them (the newest row per cl
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from tqdm import tqdm
 
 from captioning.config import CaptionConfig
+from runtime.atomic import write_parquet_atomic
+from runtime.lock import lock_config
+from shards.captions import CAPTION_SCHEMA, latest_captions
+from shards.layout import OutLayout
 
 log = logging.getLogger("droplet.caption")
 
-CAPTION_SCHEMA = pa.schema([
-    ("clip_id", pa.string()), ("caption", pa.string()), ("backend", pa.string()), ("model", pa.string()),
-    ("prompt_version", pa.string()), ("words", pa.int64()), ("qa_passed", pa.bool_()), ("qa_reason", pa.string()),
-    ("error", pa.string()), ("created_at", pa.float64()),
-])
 BATCH = {"grounded": 2048, "openai": 64, "vllm": 1024}
-
-
-class CaptionConfigMismatch(Exception):
-    """OUT was captioned with another config."""
 
 
 @dataclass
@@ -54,20 +47,11 @@ def _fingerprint(cfg: CaptionConfig) -> dict:
 
 
 def lock_caption_config(out: Path, cfg: CaptionConfig) -> None:
-    path = out / "caption_config.yaml"
-    mine = _fingerprint(cfg)
-    if path.exists():
-        theirs = yaml.safe_load(path.read_text()) or {}
-        if theirs != mine:
-            changed = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
-            raise CaptionConfigMismatch(f"{out} was captioned with a different config (changed: {', '.join(changed)}); "
-                                        "use a new OUT or the same config")
-        return
-    path.write_text(yaml.safe_dump(mine, sort_keys=True))
+    lock_config(OutLayout(out).caption_config, _fingerprint(cfg), what="captioned")
 
 
 def batch_files(out: Path) -> list[Path]:
-    return sorted((out / "_work" / "captions").glob("captions-*.parquet"))
+    return sorted(OutLayout(out).caption_batches.glob("captions-*.parquet"))
 
 
 def read_caption_rows(out: Path) -> list[dict]:
@@ -75,29 +59,16 @@ def read_caption_rows(out: Path) -> list[dict]:
     return [row for path in batch_files(out) for row in pq.read_table(path).to_pylist()]
 
 
-def latest_by_clip(rows: list[dict]) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for row in rows:
-        latest[row["clip_id"]] = row
-    return latest
-
-
 def _commit_batch(out: Path, rows: list[dict]) -> None:
-    folder = out / "_work" / "captions"
-    folder.mkdir(parents=True, exist_ok=True)
     existing = batch_files(out)
     seq = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
-    path = folder / f"captions-{seq:07d}.parquet"
-    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
-    pq.write_table(pa.Table.from_pylist(rows, schema=CAPTION_SCHEMA), tmp)
-    os.replace(tmp, path)
+    path = OutLayout(out).caption_batches / f"captions-{seq:07d}.parquet"
+    write_parquet_atomic(path, pa.Table.from_pylist(rows, schema=CAPTION_SCHEMA))
 
 
 def rebuild_captions_parquet(out: Path) -> int:
     rows = read_caption_rows(out)
-    tmp = out / ".captions.parquet.tmp"
-    pq.write_table(pa.Table.from_pylist(rows, schema=CAPTION_SCHEMA), tmp)
-    os.replace(tmp, out / "captions.parquet")
+    write_parquet_atomic(OutLayout(out).captions_parquet, pa.Table.from_pylist(rows, schema=CAPTION_SCHEMA))
     return len(rows)
 
 
@@ -108,12 +79,10 @@ def make_backend(cfg: CaptionConfig, out: Path, address: str | None):
         return GroundedBackend(cfg)
     if cfg.backend == "openai":
         return OpenAIBackend(cfg, out / "clips")
-    import ray
-
     from captioning.vllm_backend import load_runtime_env
+    from runtime.ray_connect import connect_ray
 
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", logging_level=logging.WARNING)
+    connect_ray(address)
     return VLLMBackend(cfg, out / "clips", load_runtime_env(cfg.vllm.runtime_env))
 
 
@@ -123,12 +92,12 @@ def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, sh
 
     started = time.time()
     out = Path(out_dir)
-    clips_path = out / "clips.parquet"
+    clips_path = OutLayout(out).clips_parquet
     if not clips_path.exists():
         raise ValueError(f"{out} has no clips.parquet: run `droplet curate INPUT {out}` first")
     lock_caption_config(out, cfg)
     kept = [row for row in pq.read_table(clips_path).to_pylist() if row["keep"]]
-    latest = latest_by_clip(read_caption_rows(out))
+    latest = latest_captions(read_caption_rows(out))
     todo = [c for c in kept if c["clip_id"] not in latest or latest[c["clip_id"]]["error"] is not None]
     summary = CaptionSummary(clips=len(kept), todo=len(todo))
     retried = sum(1 for c in todo if c["clip_id"] in latest)
@@ -165,8 +134,9 @@ def run_shard(out: str | Path, cfg: CaptionConfig) -> dict:
     from shards import write_shards
 
     out = Path(out)
-    if not (out / "captions.parquet").exists() and batch_files(out):
+    captions = OutLayout(out).captions_parquet
+    if not captions.exists() and batch_files(out):
         rebuild_captions_parquet(out)
-    if not (out / "captions.parquet").exists():
+    if not captions.exists():
         raise ValueError(f"{out} has no captions: run `droplet caption {out}` first")
     return write_shards(out, target_bytes=cfg.shards.target_bytes, qa_passed_only=cfg.shards.qa_passed_only)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from shards.labels import DIRECTIONAL, OPPOSITE
+from shards.timeline import Segment, clip_segments
+
+__all__ = ["DIRECTIONAL", "MOVES", "OPPOSITE", "Segment", "confident", "describe_facts", "pace", "segments_of"]
 
 MOVES = {
     "pan_left": "pans left", "pan_right": "pans right", "tilt_up": "tilts up", "tilt_down": "tilts down",
@@ -11,30 +15,7 @@ MOVES = {
     "roll_ccw": "rolls counter-clockwise", "static": "holds still", "shaky": "shakes (hand-held jitter)",
     "edited": "is interrupted by a fade or dissolve",
 }
-OPPOSITE = {
-    "pan_left": "pan_right", "pan_right": "pan_left", "tilt_up": "tilt_down", "tilt_down": "tilt_up",
-    "zoom_in": "zoom_out", "zoom_out": "zoom_in", "roll_cw": "roll_ccw", "roll_ccw": "roll_cw",
-}
-DIRECTIONAL = frozenset(OPPOSITE)
-
-
-@dataclass(frozen=True)
-class Segment:
-    start_s: float
-    end_s: float
-    label: str
-    speed: float
-    confidence: float
-
-
-def segments_of(clip: dict[str, Any]) -> list[Segment]:
-    """The clip's timeline, with times from the start of the clip (the parquet holds source times)."""
-    start = float(clip.get("start_s") or 0.0)
-    out = []
-    for seg in clip.get("camera_timeline") or []:
-        out.append(Segment(max(0.0, float(seg["start_s"]) - start), max(0.0, float(seg["end_s"]) - start),
-                           str(seg["label"]), float(seg.get("speed") or 0.0), float(seg.get("confidence") or 0.0)))
-    return out
+segments_of = clip_segments  # the clip's timeline, with times from the start of the clip
 
 
 def confident(segments: list[Segment], min_confidence: float) -> list[Segment]:

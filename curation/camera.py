@@ -7,11 +7,10 @@ across moves, resolutions and frame rates.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from curation.config import CameraConfig
+from shards.timeline import Segment
 
 CORNER = 0.57  # distance from the centre to a corner of a 16:9 frame, in widths
 MOVES = ("pan", "tilt", "zoom", "roll")
@@ -21,18 +20,6 @@ LABELS = {  # component -> (label when positive, label when negative), camera's 
     "zoom": ("zoom_in", "zoom_out"),
     "roll": ("roll_cw", "roll_ccw"),
 }
-
-
-@dataclass(frozen=True)
-class Segment:
-    start_s: float
-    end_s: float
-    label: str
-    speed: float  # widths per second of the segment's move (0 for static; jitter for shaky)
-    confidence: float
-
-    def to_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
 def component_speeds(features: dict[str, np.ndarray], fps: float) -> dict[str, np.ndarray]:

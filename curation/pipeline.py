@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -23,44 +21,16 @@ from curation import reasons
 from curation.config import CurateConfig
 from curation.inputs import expand_input
 from curation.store import OutStore, source_key
+from curation.summary import CurateSummary, summarize
 
 log = logging.getLogger("droplet.curate")
-LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-@dataclass
-class CurateSummary:
-    sources: int = 0
-    sources_ok: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    scenes: int = 0
-    clips: int = 0
-    clips_kept: int = 0
-    clip_rejections: dict[str, int] = field(default_factory=dict)
-    skipped_done: int = 0
-    seconds: float = 0.0
-    video_seconds: float = 0.0
 
 
 def connect_ray(cfg: CurateConfig, address: str | None) -> None:
-    """Attach to `address` / RAY_ADDRESS / the config's, or start an embedded Ray on loopback.
+    """Attach to `address` / RAY_ADDRESS / the config's, or start an embedded Ray on loopback; set up Ray Data."""
+    from runtime.ray_connect import connect_ray as connect
 
-    Ray 2.60 turns a node address of 127.0.0.1 into the machine's own address unless cluster mode is off
-    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray is imported): the embedded Ray sets it, so every
-    port it opens stays on loopback.
-    """
-    target = address or os.environ.get("RAY_ADDRESS") or cfg.ray.address
-    if not target:
-        os.environ.setdefault(LOOPBACK_ENV, "0")
-    import ray
-
-    if ray.is_initialized():
-        return
-    if target:
-        ray.init(address=target, log_to_driver=True, logging_level=logging.WARNING)
-    else:  # "local": never attach to whatever /tmp/ray/ray_current_cluster names (a stale head, say)
-        ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 logging_level=logging.WARNING)
+    connect(address or cfg.ray.address, num_cpus=cfg.ray.num_cpus)
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -246,25 +216,3 @@ class _CommitTracker:
         self.store.save(self.store.commit_path(key), {"source": source_row, "scenes": plan["scenes"],
                                                       "clips": clips})
         self.bar.update(1)
-
-
-def summarize(store: OutStore, skipped_done: int, seconds: float) -> CurateSummary:
-    """Counts over everything committed in OUT."""
-    summary = CurateSummary(skipped_done=skipped_done, seconds=seconds)
-    for commit in store.committed().values():
-        src = commit["source"]
-        summary.sources += 1
-        if src["status"] == "ok":
-            summary.sources_ok += 1
-            summary.video_seconds += float(src.get("duration_s") or 0.0)
-        else:
-            summary.rejected[src["reason"]] = summary.rejected.get(src["reason"], 0) + 1
-        summary.scenes += len(commit.get("scenes", []))
-        for clip in commit.get("clips", []):
-            summary.clips += 1
-            if clip["keep"]:
-                summary.clips_kept += 1
-            else:
-                r = clip["reject_reason"]
-                summary.clip_rejections[r] = summary.clip_rejections.get(r, 0) + 1
-    return summary

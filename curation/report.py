@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-if TYPE_CHECKING:
-    from curation.pipeline import CurateSummary
-    from curation.store import OutStore
+from curation.store import OutStore
+from curation.summary import CurateSummary
 
 
 def _png(fig) -> str:  # noqa: ANN001

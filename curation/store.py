@@ -4,30 +4,15 @@ reads), and the parquet tables derived from them (SPEC: OUT layout)."""
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-import yaml
 
-from shards.schema import CLIP_SCHEMA, SCENE_SCHEMA
-
-SOURCE_COLUMNS = (
-    ("source", pa.string()), ("source_id", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-    ("message", pa.string()), ("file_bytes", pa.int64()), ("container", pa.string()), ("codec", pa.string()),
-    ("pix_fmt", pa.string()), ("width", pa.int64()), ("height", pa.int64()), ("rotation", pa.int64()),
-    ("fps", pa.float64()), ("nominal_fps", pa.float64()), ("vfr", pa.bool_()), ("num_frames", pa.int64()),
-    ("duration_s", pa.float64()), ("has_audio", pa.bool_()), ("bit_rate", pa.int64()), ("warning", pa.string()),
-    ("decoded_frames", pa.int64()), ("scenes", pa.int64()), ("clips", pa.int64()), ("clips_kept", pa.int64()),
-)
-SOURCE_SCHEMA = pa.schema(list(SOURCE_COLUMNS))
-
-
-class ConfigMismatch(Exception):
-    """OUT was made with another config."""
+from runtime.atomic import read_json, write_json_atomic, write_parquet_atomic
+from runtime.lock import lock_config
+from shards.layout import OutLayout
+from shards.schema import CLIP_SCHEMA, SCENE_SCHEMA, SOURCE_SCHEMA
 
 
 def source_key(uri: str) -> str:
@@ -35,41 +20,21 @@ def source_key(uri: str) -> str:
     return hashlib.sha1(uri.encode("utf-8")).hexdigest()[:20]
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, sort_keys=True, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 class OutStore:
     """Paths and files of one OUT folder."""
 
     def __init__(self, out: str | Path):
-        self.root = Path(out)
-        self.work = self.root / "_work"
-        self.clips_dir = self.root / "clips"
-        self.config_path = self.root / "config.yaml"
-        self.sources_parquet = self.root / "sources.parquet"
-        self.scenes_parquet = self.root / "scenes.parquet"
-        self.clips_parquet = self.root / "clips.parquet"
-        self.report_path = self.root / "report.html"
-        self.log_path = self.root / "curate.log"
+        layout = OutLayout(out)
+        self.layout = layout
+        self.root = layout.root
+        self.work = layout.work
+        self.clips_dir = layout.clips_dir
+        self.config_path = layout.config
+        self.sources_parquet = layout.sources_parquet
+        self.scenes_parquet = layout.scenes_parquet
+        self.clips_parquet = layout.clips_parquet
+        self.report_path = layout.report
+        self.log_path = layout.curate_log
 
     def prepare(self) -> None:
         """Create the folders; remove temp files a killed run left (finished files always have their name)."""
@@ -81,20 +46,7 @@ class OutStore:
 
     def lock_config(self, fingerprint: dict, full: dict) -> None:
         """Write OUT/config.yaml, or check that the existing one was made with the same settings."""
-        if self.config_path.exists():
-            existing = yaml.safe_load(self.config_path.read_text()) or {}
-            old = {k: v for k, v in existing.items() if k != "ray"}
-            if old != fingerprint:
-                changed = sorted(_diff_keys(old, fingerprint))
-                raise ConfigMismatch(
-                    f"{self.root} was made with a different config (changed: {', '.join(changed[:6])}); "
-                    "use a new OUT or the same config"
-                )
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.config_path.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump(full, sort_keys=False))
-        os.replace(tmp, self.config_path)
+        lock_config(self.config_path, fingerprint, full=full, ignore=("ray",))
 
     # --- work files -------------------------------------------------------------------------------
     def probe_path(self, key: str) -> Path:
@@ -110,10 +62,10 @@ class OutStore:
         return self.work / "sources" / f"{key}.json"
 
     def clip_file(self, clip_id: str) -> Path:
-        return self.clips_dir / f"{clip_id}.mp4"
+        return self.layout.clip_file(clip_id)
 
     def load(self, path: Path) -> Any | None:
-        return _read_json(path)
+        return read_json(path)
 
     def save(self, path: Path, data: Any) -> None:
         write_json_atomic(path, data)
@@ -122,7 +74,7 @@ class OutStore:
         """Committed sources by key."""
         out = {}
         for path in sorted((self.work / "sources").glob("*.json")):
-            data = _read_json(path)
+            data = read_json(path)
             if data is not None:
                 out[path.stem] = data
         return out
@@ -142,17 +94,4 @@ class OutStore:
 
 def _write_table(path: Path, rows: list[dict], schema: pa.Schema) -> None:
     columns = {name: [row.get(name) for row in rows] for name in schema.names}
-    table = pa.Table.from_pydict(columns, schema=schema)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = set(a) | set(b)
-        out: set[str] = set()
-        for k in keys:
-            out |= _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return set() if a == b else {prefix.rstrip(".")}
+    write_parquet_atomic(path, pa.Table.from_pydict(columns, schema=schema))

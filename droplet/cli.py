@@ -16,7 +16,7 @@ class UsageError(Exception):
 
 def _config(path: str | None, model):  # noqa: ANN001, ANN202
     """The YAML at `path` validated into `model`; a bad config is a usage error (exit 2, one line)."""
-    from droplet.config import ConfigError, load_config
+    from runtime.config import ConfigError, load_config
 
     try:
         return load_config(path, model)
@@ -25,7 +25,7 @@ def _config(path: str | None, model):  # noqa: ANN001, ANN202
 
 
 def _cmd_sample_data(args: argparse.Namespace) -> int:
-    from curation.sample_data import write_sample_data
+    from droplet.sample_data import write_sample_data
 
     manifest = write_sample_data(args.dir, music_video=not args.no_music_video)
     synthetic = manifest.get("synthetic", {})
@@ -45,11 +45,10 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"progress_bars": False})})
 
     from curation.pipeline import run_curate
-    from curation.store import ConfigMismatch
 
-    try:
+    try:  # a config that differs from OUT's (runtime.lock.ConfigMismatch) is a ValueError too
         summary = run_curate(args.input, args.out, cfg, address=args.address)
-    except (ConfigMismatch, ValueError) as exc:
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
     print_summary(summary, args.out)
     return 0
@@ -65,12 +64,12 @@ def _caption_config(args: argparse.Namespace):  # noqa: ANN202
 
 
 def _cmd_caption(args: argparse.Namespace) -> int:
-    from captioning.pipeline import CaptionConfigMismatch, run_caption
+    from captioning.pipeline import run_caption
 
     cfg = _caption_config(args)
     try:
         summary = run_caption(args.out, cfg, address=args.address, shard=not args.no_shard)
-    except (CaptionConfigMismatch, ValueError) as exc:
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"\ncaption summary ({args.out}, backend {cfg.backend})")
     print(f"  kept clips            {summary.clips}")
@@ -219,7 +218,7 @@ def print_summary(summary, out: str) -> None:  # noqa: ANN001
 
 
 def _cmd_config_defaults(args: argparse.Namespace) -> int:
-    from droplet.config import render_yaml
+    from runtime.config import render_yaml
 
     if args.name == "curate":
         from curation.config import CURATE_YAML_HEADER as header

@@ -1,22 +1,15 @@
-"""The clip schema: the columns of `clips.parquet` that shards carry into training (SPEC)."""
+"""The parquet schemas of OUT (SPEC: OUT layout): sources, scenes, clips (the columns shards carry into
+training) and captions."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-CAMERA_LABELS = (
-    "static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "roll_cw", "roll_ccw",
-    "shaky", "edited",
-)
-RESERVED_CAMERA_LABELS = ("orbit_left", "orbit_right", "tracking")
+from shards.captions import CAPTION_SCHEMA
+from shards.labels import CAMERA_LABELS
+from shards.timeline import TIMELINE_SEGMENT
 
-TIMELINE_SEGMENT = pa.struct([
-    ("start_s", pa.float64()),
-    ("end_s", pa.float64()),
-    ("label", pa.string()),
-    ("speed", pa.float64()),
-    ("confidence", pa.float64()),
-])
+__all__ = ["CAMERA_LABELS", "CAPTION_SCHEMA", "CLIP_SCHEMA", "SCENE_SCHEMA", "SOURCE_SCHEMA", "TIMELINE_SEGMENT"]
 
 CLIP_SCHEMA = pa.schema([
     ("clip_id", pa.string()),
@@ -50,4 +43,13 @@ SCENE_SCHEMA = pa.schema([
     ("start_frame", pa.int64()),
     ("end_frame", pa.int64()),
     ("score", pa.float64()),
+])
+
+SOURCE_SCHEMA = pa.schema([
+    ("source", pa.string()), ("source_id", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+    ("message", pa.string()), ("file_bytes", pa.int64()), ("container", pa.string()), ("codec", pa.string()),
+    ("pix_fmt", pa.string()), ("width", pa.int64()), ("height", pa.int64()), ("rotation", pa.int64()),
+    ("fps", pa.float64()), ("nominal_fps", pa.float64()), ("vfr", pa.bool_()), ("num_frames", pa.int64()),
+    ("duration_s", pa.float64()), ("has_audio", pa.bool_()), ("bit_rate", pa.int64()), ("warning", pa.string()),
+    ("decoded_frames", pa.int64()), ("scenes", pa.int64()), ("clips", pa.int64()), ("clips_kept", pa.int64()),
 ])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,12 +24,16 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from curation.sample_data import write_sample_data
+from droplet.sample_data import write_sample_data
 
 # Before anything imports ray in this process: keep Ray on 127.0.0.1 (Ray 2.60 otherwise rewrites it to the
-# machine's address) and use the session head's token auth, for tests that connect from here.
+# machine's address) and use token auth with a token made for this test run (a fresh machine has no
+# ~/.ray/auth_token), for the session head and every client and embedded Ray the tests start.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_AUTH_MODE"] = "token"
+_TOKEN = Path(tempfile.mkdtemp(prefix="droplet-test-ray-")) / "auth_token"
+_TOKEN.write_text(secrets.token_hex(32))
+os.environ["RAY_AUTH_TOKEN_PATH"] = str(_TOKEN)
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -81,7 +87,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     log = (tmp_path_factory.mktemp("ray") / "head.log").open("w")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keeps every Ray port on 127.0.0.1 (Ray 2.60)
-           "RAY_AUTH_MODE": "token"}  # head and clients agree: the token is ~/.ray/auth_token
+           "RAY_AUTH_MODE": "token"}  # head and clients agree: the token is RAY_AUTH_TOKEN_PATH
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),

@@ -9,7 +9,7 @@ from conftest import PYTHON, REPO, run_droplet
 
 from curation.config import CURATE_YAML_HEADER, CurateConfig
 from curation.store import OutStore
-from droplet.config import render_yaml
+from runtime.config import render_yaml
 
 HELP_PROBE = """
 import sys
@@ -81,7 +81,7 @@ def test_no_command_prints_help():
 @pytest.mark.parametrize("name", ["caption-qwen2.5-vl.yaml", "caption-internvl2.yaml", "caption.yaml"])
 def test_shipped_caption_configs_validate(name):
     from captioning.config import CaptionConfig
-    from droplet.config import load_config
+    from runtime.config import load_config
 
     cfg = load_config(REPO / "configs" / name, CaptionConfig)
     if name != "caption.yaml":
@@ -90,7 +90,7 @@ def test_shipped_caption_configs_validate(name):
 
 @pytest.mark.parametrize("name", ["train-tiny.yaml", "train-5b.yaml"])
 def test_shipped_train_configs_validate(name):
-    from droplet.config import load_config
+    from runtime.config import load_config
     from train.config import TrainConfig
 
     cfg = load_config(REPO / "configs" / name, TrainConfig)
@@ -101,7 +101,7 @@ def test_shipped_train_configs_validate(name):
 
 
 def test_train_config_defaults_round_trip_and_bad_train_config_exits_2(tmp_path):
-    from droplet.config import load_config
+    from runtime.config import load_config
     from train.config import TrainConfig
 
     result = run_droplet(["config-defaults", "train"])

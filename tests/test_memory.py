@@ -8,7 +8,7 @@ import subprocess
 
 from conftest import PYTHON, REPO
 
-from curation.sample_data import make_long_video
+from droplet.sample_data import make_long_video
 
 PROBE = """
 import json, sys, psutil

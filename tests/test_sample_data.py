@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from curation.sample_data import make_long_video
-from curation.sample_data.awkward import count_decodable_frames
+from droplet.sample_data import make_long_video
+from droplet.sample_data.awkward import count_decodable_frames
 
 LABELS = {"static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "roll_cw",
           "roll_ccw", "shaky", "edited"}
@@ -327,8 +327,8 @@ def test_real_music_video_is_the_wheels_file(sample):
 
 
 def test_deterministic_bytes(tmp_path, sample):
-    from curation.sample_data.broken import write_broken
-    from curation.sample_data.synthetic import synthetic_plan, write_video
+    from droplet.sample_data.broken import write_broken
+    from droplet.sample_data.synthetic import synthetic_plan, write_video
 
     out, truth = sample
     width, height, shots = synthetic_plan()["moves_c.mp4"]

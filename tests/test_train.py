@@ -12,7 +12,7 @@ import torch
 import webdataset as wds
 from conftest import run_droplet
 
-from curation.sample_data.encode import H264Writer
+from droplet.sample_data.encode import H264Writer
 from shards.sampling import sample_frames
 from train.buckets import assign_bucket, largest_size, token_count
 from train.config import TrainConfig

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TRAIN_YAML_HEADER = "# droplet train config. `droplet train --config F`; every key is optional.\n"
 
@@ -102,15 +101,7 @@ class TrainConfig(Section):
 
 
 def read_train_config(path: str | Path | None) -> TrainConfig:
-    """The config at `path` (defaults when None); ValueError with one line per problem."""
-    if path is None:
-        return TrainConfig()
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{path}: {problems}") from None
+    """The config at `path` (defaults when None); `runtime.config.ConfigError` (a ValueError) with one line."""
+    from runtime.config import load_config
+
+    return load_config(path, TrainConfig)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -78,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep a loopback head on 127.0.0.1
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = read_train_config(args.config)
@@ -88,14 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"train.ray_launch: error: {exc}", file=sys.stderr)
         return 2
-    import ray
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    address = args.address or os.environ.get("RAY_ADDRESS")
-    if not ray.is_initialized():
-        ray.init(address=address or "local", include_dashboard=False if not address else None,
-                 runtime_env={"env_vars": {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}})
+    from runtime.ray_connect import connect_ray
+
+    connect_ray(args.address)
     storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
     trainer = TorchTrainer(
         train_loop_per_worker,

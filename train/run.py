@@ -8,15 +8,16 @@ import os
 import sys
 from pathlib import Path
 
+from runtime.lock import changed_keys
+
 from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 # Fields that may change between a run and its resume; anything else changed is refused. (The loader's worker
 # count is not among them: the data cursor counts batches per worker, so exact resume needs the same count.)
-RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "validation"), ("train", "log_every"),
-                     ("train", "checkpoint_every"), ("train", "keep_checkpoints"), ("train", "peak_tflops"),
-                     ("data", "urls"), ("output",)}
+RESUMABLE_CHANGES = ("train.max_steps", "train.validation", "train.log_every", "train.checkpoint_every",
+                     "train.keep_checkpoints", "train.peak_tflops", "data.urls", "output")
 
 
 class RunError(ValueError):
@@ -50,29 +51,15 @@ def resolve_urls(data: str | list[str] | None) -> list[str]:
     return urls
 
 
-def _diff(old: dict, new: dict, prefix: tuple = ()) -> list[tuple]:
-    changed = []
-    for key in sorted(set(old) | set(new)):
-        path = (*prefix, key)
-        if path in RESUMABLE_CHANGES:
-            continue
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            changed += _diff(a, b, path)
-        elif a != b:
-            changed.append(path)
-    return changed
-
-
 def check_run_folder(config: TrainConfig, output: Path, resume: bool) -> None:
     saved = output / "train_config.json"
     has_checkpoints = any((output / "checkpoints").glob("step-*"))
     if has_checkpoints and not resume:
         raise RunError(f"{output} already has checkpoints: pass --resume to continue it, or another --output")
     if resume and saved.exists():
-        changed = _diff(json.loads(saved.read_text()), config.model_dump(mode="json"))
+        changed = changed_keys(json.loads(saved.read_text()), config.model_dump(mode="json"), RESUMABLE_CHANGES)
         if changed:
-            raise RunError(f"{output} was started with a different config ({', '.join('.'.join(p) for p in changed)}); "
+            raise RunError(f"{output} was started with a different config ({', '.join(changed)}); "
                            "use another --output")
 
 

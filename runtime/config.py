@@ -1,4 +1,4 @@
-"""Load YAML configs into their pydantic models, with one clear line on any error."""
+"""YAML configs into their pydantic models, with one clear line on any error; and back into commented YAML."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """The config file is missing, not YAML, or does not validate."""
 
 

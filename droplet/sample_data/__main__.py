@@ -1,4 +1,4 @@
-"""``python -m curation.sample_data DIR [--no-music-video]``: write the sample inputs and truth.json."""
+"""``python -m droplet.sample_data DIR [--no-music-video]``: write the sample inputs and truth.json."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from . import write_sample_data
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m curation.sample_data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m droplet.sample_data", description=__doc__)
     parser.add_argument("out_dir")
     parser.add_argument("--no-music-video", action="store_true", help="skip the real music video")
     args = parser.parse_args(argv)

@@ -1,0 +1,4 @@
+"""Run setup shared by the pipeline packages (curation, captioning, train, droplet): config files (YAML
+loading, the lock that keeps an OUT or a run folder on one config), atomic writes, the Ray connection.
+
+Never imported by `model/` or `shards/`, which stay free of the project."""

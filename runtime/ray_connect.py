@@ -1,0 +1,44 @@
+"""The Ray connection every Ray job of the project uses: attach to a cluster, or start an embedded Ray that
+keeps every port on loopback.
+
+Ray 2.60 turns a node address of 127.0.0.1 into the machine's own address unless cluster mode is off
+(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray starts a node): an embedded Ray sets it for itself and
+its workers, so nothing it opens listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
+
+
+def ray_target(address: str | None) -> str | None:
+    """The cluster to attach to: `address`, else RAY_ADDRESS; None means an embedded local Ray."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None, runtime_env: dict | None = None,
+                log_to_driver: bool = True) -> bool:
+    """Attach to `address` / RAY_ADDRESS, or start an embedded Ray on loopback (with `num_cpus`, null: all).
+
+    Does nothing when Ray is already initialised in this process. Returns True when this call started Ray.
+    """
+    target = ray_target(address)
+    if not target:
+        os.environ.setdefault(LOOPBACK_ENV, "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if target:
+        ray.init(address=target, runtime_env=runtime_env, log_to_driver=log_to_driver,
+                 logging_level=logging.WARNING)
+    else:  # "local": never attach to whatever /tmp/ray/ray_current_cluster names (a stale head, say)
+        env = dict(runtime_env or {})
+        env["env_vars"] = {LOOPBACK_ENV: "0", **env.get("env_vars", {})}
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=LOOPBACK,
+                 runtime_env=env, log_to_driver=log_to_driver, logging_level=logging.WARNING)
+    return True
