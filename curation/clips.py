@@ -4,7 +4,9 @@ score each clip, and decide keep / reject (SPEC `clips.parquet`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -25,7 +27,12 @@ class PlannedClip:
     start_pts: int
     start_abs_s: float
     end_abs_s: float
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def extract(self) -> dict:
+        """What extraction needs beyond the source's facts (the fields of `ClipSpec` that vary by clip)."""
+        return {"start_frame": self.row["start_frame"], "end_frame": self.row["end_frame"],
+                "start_pts": self.start_pts, "start_s": self.start_abs_s, "end_s": self.end_abs_s}
 
 
 def edited_mask(features: dict[str, np.ndarray], cfg: CurateConfig) -> np.ndarray:
@@ -115,21 +122,38 @@ def plan_clips(
          "score": float(cut_score[a]) if cut_score is not None and a > 0 else 1.0}
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-    edited = edited_mask(analysis.features, cfg)
-    rate = output_rate(fps)
-    size = output_size(probe["width"], probe["height"], cfg.extract.max_short_side)
+    ctx = _SourceContext(analysis=analysis, edited=edited_mask(analysis.features, cfg), fps=fps,
+                         rate=output_rate(fps), size=output_size(probe["width"], probe["height"],
+                                                                 cfg.extract.max_short_side),
+                         abs_time=abs_time, t0=t0, source=source, probe=probe, cfg=cfg)
     clips = []
     for scene in scenes:
-        for a, b, reason in split_scene(scene["start_frame"], scene["end_frame"], edited, cfg):
-            clips.append(_plan_one(analysis, a, b, reason, edited, fps, rate, size, abs_time, t0, source,
-                                   probe, cfg))
+        for a, b, reason in split_scene(scene["start_frame"], scene["end_frame"], ctx.edited, cfg):
+            clips.append(_plan_one(ctx, a, b, reason))
     return scenes, clips
 
 
-def _plan_one(analysis, a, b, reason, edited, fps, rate, size, abs_time, t0, source, probe, cfg) -> PlannedClip:
+@dataclass(frozen=True)
+class _SourceContext:
+    """What every clip of one source is planned from."""
+
+    analysis: SourceAnalysis
+    edited: np.ndarray
+    fps: float
+    rate: Fraction
+    size: tuple[int, int]
+    abs_time: Callable[[int], float]
+    t0: float
+    source: str
+    probe: dict
+    cfg: CurateConfig
+
+
+def _plan_one(ctx: _SourceContext, a: int, b: int, reason: str | None) -> PlannedClip:
+    analysis, cfg, probe, fps, t0 = ctx.analysis, ctx.cfg, ctx.probe, ctx.fps, ctx.t0
     feats = {k: v[a:b] for k, v in analysis.features.items()}
-    start_abs, end_abs = abs_time(a), abs_time(b)
-    segments, scores = camera_timeline(feats, edited[a:b], fps, cfg.camera, start_s=start_abs - t0)
+    start_abs, end_abs = ctx.abs_time(a), ctx.abs_time(b)
+    segments, scores = camera_timeline(feats, ctx.edited[a:b], fps, cfg.camera, start_s=start_abs - t0)
     label = dominant_label(segments)
     object_score = float(np.mean(feats["object_motion"][1:]) * fps) if b - a > 1 else 0.0
     thumbs = [t for i, t in analysis.color_thumbs.items() if a <= i < b]
@@ -144,16 +168,16 @@ def _plan_one(analysis, a, b, reason, edited, fps, rate, size, abs_time, t0, sou
         label = "edited"
     row = {
         "clip_id": clip_id(probe["source_id"], a, b),
-        "source": source,
+        "source": ctx.source,
         "source_id": probe["source_id"],
         "start_frame": a,
         "end_frame": b,
         "start_s": round(start_abs - t0, 6),
         "end_s": round(end_abs - t0, 6),
-        "fps": float(rate),
-        "num_frames": frame_count(start_abs, end_abs, rate),
-        "width": size[0],
-        "height": size[1],
+        "fps": float(ctx.rate),
+        "num_frames": frame_count(start_abs, end_abs, ctx.rate),
+        "width": ctx.size[0],
+        "height": ctx.size[1],
         "has_audio": False,
         "source_has_audio": bool(probe["has_audio"]),
         "camera_motion": label,

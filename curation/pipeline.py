@@ -1,15 +1,18 @@
 """`droplet curate`: the driver that runs the Ray Data stages and commits each source as it completes.
 
 Two datasets run one after the other: probe (hash + probe every new source; duplicates are decided
-between them, in input order) and then the streaming chain analyze -> cuts -> plan -> extract. The driver
-consumes the chain's rows as they come and commits a source (one JSON file) as soon as all its clips are
-written; the parquet tables are rebuilt from the commit files at the end. A killed run leaves commit,
-plan, probe and clip files behind, and the next run on the same OUT starts from them.
+between them, in input order) and then the streaming chain analyze -> cuts -> plan -> extract, whose rows
+are typed (`curation.rows`) and carry their results. The driver consumes the chain's rows as they come and
+commits a source (one JSON file) as soon as all its clips are in, from what the rows carried; the parquet
+tables are rebuilt from the commit files at the end. Each stage journals its own result (probe, plan, clip),
+so the next run on the same OUT after a kill starts from them.
+
+Adding a stage: one callable in `curation.stages` (a function, or a class when it holds a model) that maps
+one typed row to the next, and one line in `_analyze_and_extract`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import defaultdict
@@ -19,7 +22,10 @@ from tqdm import tqdm
 
 from curation import reasons
 from curation.config import CurateConfig
-from curation.inputs import expand_input
+from curation.inputs import extension_of, scan_input
+from curation.report import write_report
+from curation.rows import ClipResult, Failure, Probe, SourcePlan, SourceTask, unwrap, wrap
+from curation.stages import TransNetV2Stage, analyze_stage, clip_plans, extract_stage, plan_stage, probe_stage
 from curation.store import OutStore, source_key
 from curation.summary import CurateSummary, summarize
 
@@ -39,10 +45,11 @@ def connect_ray(cfg: CurateConfig, address: str | None) -> None:
     ctx.execution_options.preserve_order = False
 
 
-def _dataset(rows: list[dict]):
+def _dataset(items: list):
+    """Typed rows as a dataset, one block each (so every source is its own task)."""
     import ray
 
-    return ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    return ray.data.from_items([wrap(i) for i in items], override_num_blocks=max(1, len(items)))
 
 
 def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | None = None) -> CurateSummary:
@@ -52,22 +59,24 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     store.lock_config(cfg.fingerprint(), cfg.model_dump(mode="json"))
     store.prepare()
     _log_to_file(store.log_path)
-    sources = expand_input(input_value, cfg.limits.extensions)
-    if not sources:
+    scanned = scan_input(input_value, cfg.limits.extensions)
+    skipped = _log_skipped_files(scanned.skipped)
+    if not scanned.sources:
         raise ValueError(f"no video files found in {input_value}")
     committed = store.committed()
-    todo = [s for s in sources if source_key(s) not in committed]
-    log.info("%d sources; %d already done (skipped), %d to do", len(sources), len(sources) - len(todo), len(todo))
-    config = cfg.model_dump(mode="json")
+    todo = [SourceTask(source_key(s), s) for s in scanned.sources if source_key(s) not in committed]
+    log.info("%d sources; %d already done (skipped), %d to do", len(scanned.sources),
+             len(scanned.sources) - len(todo), len(todo))
     if todo:
         connect_ray(cfg, address)
-        probes = _probe_all(todo, store, config)
-        ok = _resolve_duplicates(probes, committed, store)
-        _analyze_and_extract(ok, store, config, cfg)
+        tracker = _CommitTracker(store, len(todo))
+        probes = _probe_all(todo, store, cfg)
+        ok = _resolve_duplicates(probes, committed, tracker)
+        _analyze_and_extract(ok, store, cfg, tracker)
+        tracker.close()
     tables = store.rebuild_tables()
-    summary = summarize(store, len(sources) - len(todo), time.time() - started)
-    from curation.report import write_report
-
+    summary = summarize(store, len(scanned.sources) - len(todo), time.time() - started)
+    summary.skipped_files = skipped
     write_report(store, summary)
     log.info("tables: %s; report: %s", tables, store.report_path)
     return summary
@@ -81,138 +90,148 @@ def _log_to_file(path: Path) -> None:
         root.addHandler(handler)
 
 
-def _probe_all(todo: list[str], store: OutStore, config: dict) -> dict[str, dict]:
-    """Probe records by key (cached in OUT/_work/probes, so a re-run does not hash again)."""
-    from curation.stages import probe_row
+def _log_skipped_files(files: list[str]) -> dict[str, int]:
+    """Name every file of the input folder that is not taken as a video; counts by extension."""
+    counts: dict[str, int] = {}
+    for path in files:
+        ext = extension_of(path)
+        counts[ext] = counts.get(ext, 0) + 1
+        log.warning("skipped %s: extension %s is not in limits.extensions", path, ext)
+    if counts:
+        log.info("skipped %d file(s) of the input folder by extension: %s", len(files),
+                 ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return counts
 
-    records: dict[str, dict] = {}
-    missing = []
-    for source in todo:
-        key = source_key(source)
-        cached = store.load(store.probe_path(key))
-        if cached is not None:
-            records[key] = cached
-        else:
-            missing.append({"key": key, "source": source})
+
+def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig) -> list[Probe]:
+    """A Probe per source: from the journal when a killed run probed it already, else by the probe stage."""
+    probes, missing = [], []
+    for task in todo:
+        cached = store.load_probe(task.key)
+        (probes.append(cached) if cached is not None else missing.append(task))
     if missing:
-        ds = _dataset(missing).map(probe_row, fn_kwargs={"config": config}, num_cpus=1)
+        ds = _dataset(missing).map(probe_stage, fn_kwargs={"cfg": cfg, "store": store}, num_cpus=1)
         for row in tqdm(ds.iter_rows(), total=len(missing), desc="probe", unit="src"):
-            record = {"source": row["source"], "probe": json.loads(row["probe"]) if row["probe"] else None,
-                      "reason": row["reason"], "message": row["message"]}
-            store.save(store.probe_path(row["key"]), record)
-            records[row["key"]] = record
-    return records
+            probes.append(unwrap(row))
+    return probes
 
 
-def _reject(store: OutStore, key: str, source: str, reason: str, message: str, probe: dict | None) -> None:
-    log.warning("rejected %s: %s: %s", source, reason, message)
-    row = {**(probe or {}), "source": source, "status": "rejected", "reason": reason, "message": message,
-           "scenes": 0, "clips": 0, "clips_kept": 0}
-    store.save(store.commit_path(key), {"source": row, "scenes": [], "clips": []})
-
-
-def _resolve_duplicates(probes: dict[str, dict], committed: dict[str, dict], store: OutStore) -> list[dict]:
-    """Commit rejected probes; of sources with equal bytes the first in input order stays."""
+def _resolve_duplicates(probes: list[Probe], committed: dict[str, dict], tracker: _CommitTracker) -> list[Probe]:
+    """Commit the failed probes; of sources with equal bytes the first in input order stays."""
     seen = {c["source"]["source_id"]: c["source"]["source"] for c in committed.values()
             if c["source"].get("source_id") and c["source"]["status"] == "ok"}
     ok = []
-    for key, record in sorted(probes.items(), key=lambda kv: kv[1]["source"]):
-        probe = record["probe"]
-        if probe is None:
-            _reject(store, key, record["source"], record["reason"], record["message"], None)
+    for probe in sorted(probes, key=lambda p: p.source):
+        if probe.info is None:
+            tracker.reject(probe.key, probe.source, probe.failure, None)
             continue
-        first = seen.setdefault(probe["source_id"], record["source"])
-        if first != record["source"]:
-            _reject(store, key, record["source"], reasons.DUPLICATE, f"same bytes as {first}", probe)
+        first = seen.setdefault(probe.info["source_id"], probe.source)
+        if first != probe.source:
+            tracker.reject(probe.key, probe.source, Failure(reasons.DUPLICATE, f"same bytes as {first}"), probe.info)
             continue
-        if probe.get("warning"):
-            log.warning("%s: %s", record["source"], probe["warning"])
-        ok.append({"key": key, "source": record["source"], "probe": json.dumps(probe)})
+        if probe.info.get("warning"):
+            log.warning("%s: %s", probe.source, probe.info["warning"])
+        ok.append(probe)
     return ok
 
 
-def _analyze_and_extract(ok: list[dict], store: OutStore, config: dict, cfg: CurateConfig) -> None:
+def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tracker: _CommitTracker) -> None:
+    """Planned sources (a killed run's) write their missing clips; the others run the whole chain."""
     from ray.data import ActorPoolStrategy
 
-    from curation.stages import TransNetV2Stage, analyze_row, clip_rows, extract_row, plan_row
-
-    planned, fresh = [], []
-    for row in ok:
-        plan = store.load(store.plan_path(row["key"]))
-        (planned if plan is not None else fresh).append((row, plan))
-    bar = tqdm(total=len(ok), desc="sources", unit="src")
-    tracker = _CommitTracker(store, bar)
-    resumed_rows = []
-    for row, plan in planned:
-        rows = clip_rows(row["key"], row["source"], plan, store)
-        if rows:
-            resumed_rows.extend(rows)
+    resumed, fresh = [], []
+    for probe in ok:
+        plan = store.load_plan(probe.key)
+        if plan is None:
+            fresh.append(probe)
         else:
-            tracker.commit(row["key"], row["source"])
-    kwargs = {"config": config, "out_dir": str(store.root)}
+            tracker.resume(plan)
+            resumed.extend(unwrap(r) for r in clip_plans(plan, store))
+    stores = {"cfg": cfg, "store": store}
     extract_args = {"num_cpus": 1, "memory": cfg.extract.task_memory_mb * 2**20}
-    if resumed_rows:
-        log.info("resuming %d clips of %d planned sources", len(resumed_rows), len(planned))
-        for row in _dataset(resumed_rows).map(extract_row, fn_kwargs=kwargs, **extract_args).iter_rows():
-            tracker.add(row)
+    if resumed:
+        log.info("resuming %d planned sources", len(tracker.plans))
+        for row in _dataset(resumed).map(extract_stage, fn_kwargs=stores, **extract_args).iter_rows():
+            tracker.add(unwrap(row))
     if fresh:
         analyze_args = {"num_cpus": 1, "memory": cfg.analysis.task_memory_mb * 2**20}
-        ds = _dataset([row for row, _ in fresh]).map(analyze_row, fn_kwargs={"config": config}, **analyze_args)
+        ds = _dataset(fresh).map(analyze_stage, fn_kwargs={"cfg": cfg}, **analyze_args)
         if cfg.scenes.detector == "transnetv2":
-            ds = ds.map_batches(TransNetV2Stage, fn_constructor_kwargs={"config": config}, batch_size=1,
-                                compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=1)
-        ds = ds.flat_map(plan_row, fn_kwargs=kwargs, **analyze_args)
-        ds = ds.map(extract_row, fn_kwargs=kwargs, **extract_args)
+            ds = ds.map(TransNetV2Stage, fn_constructor_kwargs={"cfg": cfg},
+                        compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=1)
+        ds = ds.flat_map(plan_stage, fn_kwargs=stores, **analyze_args)
+        ds = ds.repartition(target_num_rows_per_block=1)  # one clip a task: a source's clips spread over the CPUs
+        ds = ds.map(extract_stage, fn_kwargs=stores, **extract_args)
         for row in ds.iter_rows():
-            tracker.add(row)
-    bar.close()
+            tracker.add(unwrap(row))
 
 
 class _CommitTracker:
-    """Counts a source's finished clip rows and commits the source when the last one arrives."""
+    """Collects each source's SourcePlan and ClipResults as they arrive and commits the source (from what the
+    rows carry) when its last clip is in."""
 
-    def __init__(self, store: OutStore, bar: tqdm):
+    def __init__(self, store: OutStore, total: int):
         self.store = store
-        self.bar = bar
-        self.seen: dict[str, int] = defaultdict(int)
+        self.bar = tqdm(total=total, desc="sources", unit="src")
+        self.plans: dict[str, SourcePlan] = {}
+        self.results: dict[str, dict[str, ClipResult]] = defaultdict(dict)
 
-    def add(self, row: dict) -> None:
-        key = row["key"]
-        if row.get("clip_id") is None:
-            if row.get("reason"):
-                probe = self.store.load(self.store.probe_path(key)) or {}
-                _reject(self.store, key, row["source"], row["reason"], row["message"] or "", probe.get("probe"))
-                self.bar.update(1)
-            else:
-                self.commit(key, row["source"])
-            return
-        self.seen[key] += 1
-        if self.seen[key] >= row["expected"]:
-            self.commit(key, row["source"])
+    def resume(self, plan: SourcePlan) -> None:
+        """A planned source of a killed run: the clips it wrote count as arrived."""
+        self.plans[plan.key] = plan
+        for cid in plan.extract:
+            result = self.store.clip_result(plan.key, cid)
+            if result is not None:
+                self.results[plan.key][cid] = result
+        self._maybe_commit(plan.key)
 
-    def commit(self, key: str, source: str) -> None:
-        plan = self.store.load(self.store.plan_path(key))
-        clips = []
-        for c in plan["clips"]:
-            row = dict(c["row"])
-            row["reject_message"] = None
-            row["file_bytes"] = None
-            if row["keep"]:
-                result = self.store.load(self.store.clip_result_path(row["clip_id"])) or {
-                    "ok": False, "reason": reasons.DECODE_ERROR, "message": "clip result missing"}
-                if result["ok"]:
-                    row.update(num_frames=result["num_frames"], fps=result["fps"], width=result["width"],
-                               height=result["height"], file_bytes=result["bytes"])
-                else:
-                    row.update(keep=False, reject_reason=result["reason"], reject_message=result["message"])
-                    log.warning("clip %s not written: %s: %s", row["clip_id"], result["reason"], result["message"])
-            clips.append(row)
-        probe = plan["probe"]
-        source_row = {**probe, "source": source, "status": "ok", "reason": None, "message": None,
-                      "decoded_frames": plan["decoded_frames"], "scenes": len(plan["scenes"]),
-                      "clips": len(clips), "clips_kept": sum(1 for c in clips if c["keep"])}
-        if plan.get("stopped_early"):
-            source_row["warning"] = "; ".join(filter(None, [probe.get("warning"), plan["stopped_early"]]))
-        self.store.save(self.store.commit_path(key), {"source": source_row, "scenes": plan["scenes"],
-                                                      "clips": clips})
+    def add(self, item: SourcePlan | ClipResult) -> None:
+        if isinstance(item, SourcePlan):
+            if item.failure is not None:
+                self.reject(item.key, item.source, item.failure, item.info)
+                return
+            self.plans[item.key] = item
+        else:
+            self.results[item.key][item.clip_id] = item
+        self._maybe_commit(item.key)
+
+    def _maybe_commit(self, key: str) -> None:
+        plan = self.plans.get(key)
+        if plan is not None and set(plan.extract) <= set(self.results[key]):
+            self.store.commit(key, source_commit(plan, self.results.pop(key)))
+            del self.plans[key]
+            self.bar.update(1)
+
+    def reject(self, key: str, source: str, failure: Failure, info: dict | None) -> None:
+        log.warning("rejected %s: %s: %s", source, failure.reason, failure.message)
+        row = {**(info or {}), "source": source, "status": "rejected", "reason": failure.reason,
+               "message": failure.message, "scenes": 0, "clips": 0, "clips_kept": 0}
+        self.store.commit(key, {"source": row, "scenes": [], "clips": []})
         self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def source_commit(plan: SourcePlan, results: dict[str, ClipResult]) -> dict:
+    """A source's commit: its sources.parquet row, its scenes, and every clip row with the file's facts (or,
+    for a clip that could not be written, its reason)."""
+    clips = []
+    for planned in plan.clips:
+        row = {**planned, "reject_message": None, "file_bytes": None}
+        result = results.get(row["clip_id"]) if row["keep"] else None
+        if result is not None and result.failure is None:
+            facts = result.facts
+            row.update(num_frames=facts["num_frames"], fps=facts["fps"], width=facts["width"],
+                       height=facts["height"], file_bytes=facts["bytes"])
+        elif result is not None:
+            row.update(keep=False, reject_reason=result.failure.reason, reject_message=result.failure.message)
+            log.warning("clip %s not written: %s: %s", row["clip_id"], result.failure.reason, result.failure.message)
+        clips.append(row)
+    info = plan.info
+    source_row = {**info, "source": plan.source, "status": "ok", "reason": None, "message": None,
+                  "decoded_frames": plan.decoded_frames, "scenes": len(plan.scenes), "clips": len(clips),
+                  "clips_kept": sum(1 for c in clips if c["keep"])}
+    if plan.stopped_early:
+        source_row["warning"] = "; ".join(filter(None, [info.get("warning"), plan.stopped_early]))
+    return {"source": source_row, "scenes": plan.scenes, "clips": clips}

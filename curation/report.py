@@ -87,13 +87,14 @@ def write_report(store: OutStore, summary: CurateSummary) -> None:
         ("clips", summary.clips), ("clips kept", summary.clips_kept),
         ("kept hours", f"{sum(c['end_s'] - c['start_s'] for c in clips if c['keep']) / 3600:.3f}"),
         ("run seconds", f"{summary.seconds:.1f}"),
+        *((f"input files skipped: extension {ext}", n) for ext, n in sorted(summary.skipped_files.items())),
     ]
     figures = "".join(f"<h2>{t}</h2><img src='{src}'/>" for t, src in _plots(clips, sources))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>droplet curate report</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}</style></head><body>
 <h1>droplet curate: {html.escape(str(store.root))}</h1>
-<table>{''.join(f'<tr><th>{k}</th><td>{v}</td></tr>' for k, v in facts)}</table>
+<table>{''.join(f'<tr><th>{html.escape(k)}</th><td>{v}</td></tr>' for k, v in facts)}</table>
 {figures}
 <h2>Sources</h2><table><tr><th>source</th><th>status</th><th>reason</th><th>message</th><th>kept clips</th></tr>
 {rows}</table></body></html>"""

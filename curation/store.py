@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from curation.rows import ClipResult, Failure, Probe, SourcePlan
 from runtime.atomic import read_json, write_json_atomic, write_parquet_atomic
 from runtime.lock import lock_config
 from shards.layout import OutLayout
@@ -48,7 +49,7 @@ class OutStore:
         """Write OUT/config.yaml, or check that the existing one was made with the same settings."""
         lock_config(self.config_path, fingerprint, full=full, ignore=("ray",))
 
-    # --- work files -------------------------------------------------------------------------------
+    # --- the journal: what each stage wrote, what a re-run resumes from ----------------------------
     def probe_path(self, key: str) -> Path:
         return self.work / "probes" / f"{key}.json"
 
@@ -69,6 +70,37 @@ class OutStore:
 
     def save(self, path: Path, data: Any) -> None:
         write_json_atomic(path, data)
+
+    def save_probe(self, probe: Probe) -> None:
+        failure = probe.failure
+        self.save(self.probe_path(probe.key), {"source": probe.source, "probe": probe.info,
+                                               "reason": failure.reason if failure else None,
+                                               "message": failure.message if failure else None})
+
+    def load_probe(self, key: str) -> Probe | None:
+        data = self.load(self.probe_path(key))
+        if data is None:
+            return None
+        failure = Failure(data["reason"], data["message"] or "") if data["probe"] is None else None
+        return Probe(key, data["source"], data["probe"], failure)
+
+    def save_plan(self, plan: SourcePlan) -> None:
+        self.save(self.plan_path(plan.key), plan.to_json())
+
+    def load_plan(self, key: str) -> SourcePlan | None:
+        data = self.load(self.plan_path(key))
+        return None if data is None or "extract" not in data else SourcePlan.from_json(data)
+
+    def save_clip_result(self, result: ClipResult) -> None:
+        self.save(self.clip_result_path(result.clip_id), result.to_json())
+
+    def clip_result(self, key: str, clip_id: str) -> ClipResult | None:
+        data = self.load(self.clip_result_path(clip_id))
+        return None if data is None else ClipResult.from_json(key, clip_id, data)
+
+    def commit(self, key: str, commit: dict) -> None:
+        """Record a source as done: its sources.parquet row, scenes and clip rows (what the tables are built from)."""
+        self.save(self.commit_path(key), commit)
 
     def committed(self) -> dict[str, dict]:
         """Committed sources by key."""

@@ -20,6 +20,7 @@ class CurateSummary:
     skipped_done: int = 0
     seconds: float = 0.0
     video_seconds: float = 0.0
+    skipped_files: dict[str, int] = field(default_factory=dict)  # input-folder files by extension
 
 
 def summarize(store: OutStore, skipped_done: int, seconds: float) -> CurateSummary:

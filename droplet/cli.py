@@ -203,6 +203,7 @@ def print_summary(summary, out: str) -> None:  # noqa: ANN001
         ("  ok", summary.sources_ok),
         *((f"  rejected: {k}", v) for k, v in sorted(summary.rejected.items())),
         ("  already done (skipped)", summary.skipped_done),
+        *((f"input files skipped: extension {k}", v) for k, v in sorted(summary.skipped_files.items())),
         ("scenes", summary.scenes),
         ("clips", summary.clips),
         ("  kept", summary.clips_kept),

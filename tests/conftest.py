@@ -143,9 +143,12 @@ def curated(sample_data: Path, ray_head: dict, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture()
 def tiny_input(sample_data: Path, tmp_path: Path) -> Path:
-    """A folder with one short synthetic video and one broken file."""
+    """A folder with one short synthetic video, one broken file, and two files a folder scan skips by name (an
+    audio-only .m4a, a file without extension)."""
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(sample_data / "synthetic" / "hd_shots.mp4", folder / "hd_shots.mp4")
     shutil.copy(sample_data / "broken" / "not_a_video.mp4", folder / "not_a_video.mp4")
+    shutil.copy(sample_data / "broken" / "audio_only.mp4", folder / "voice.m4a")
+    (folder / "NOTES").write_text("not a video\n")
     return folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 from conftest import BIN, REPO, read_table
@@ -19,3 +20,8 @@ def test_curate_as_a_ray_job(ray_head, tiny_input, tmp_path):
     assert sources.loc[str(tiny_input / "hd_shots.mp4"), "status"] == "ok"
     clips = read_table(out, "clips")
     assert clips.keep.sum() >= 1 and (clips[clips.keep].width == 1280).all()
+    assert len(sources) == 2, "the .m4a and the file without extension are no sources"
+    log = (out / "curate.log").read_text()
+    for name, ext in (("voice.m4a", ".m4a"), ("NOTES", "(none)")):  # every input file is a row or named
+        assert f"skipped {tiny_input / name}: extension {ext} is not in limits.extensions" in log
+    assert re.search(r"input files skipped: extension \.m4a +1\n", result.stdout + result.stderr)
