@@ -7,7 +7,7 @@ import importlib
 _EXPORTS = {
     "iter_samples": "shards.reader",
     "shard_urls": "shards.reader",
-    "latest_captions": "shards.writer",
+    "latest_captions": "shards.captions",
     "write_shards": "shards.writer",
 }
 __all__ = sorted(_EXPORTS)

@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shards.captions import is_captioned, latest_captions
 from shards.index import IndexState, ShardEntry, index_row, load_state, save_state, shard_name
 from shards.tario import TarWriter, closed_size, sample_bytes
 
@@ -29,16 +29,6 @@ CAPTION_METADATA = ("backend", "model", "prompt_version", "words", "qa_passed", 
 TEMP_SUFFIX = ".tar.tmp"
 LOCK_NAME = ".lock"
 SKIP_REASONS = ("not_captioned", "qa_failed", "missing_file")
-
-
-def latest_captions(table: pa.Table) -> dict[str, dict]:
-    """clip_id -> its newest caption row: the last row for that clip_id in file order."""
-    return {row["clip_id"]: row for row in table.to_pylist()}
-
-
-def is_captioned(row: dict | None) -> bool:
-    """A caption row counts when it has a caption and no error."""
-    return row is not None and row.get("caption") is not None and row.get("error") is None
 
 
 def plain(value):
