@@ -10,6 +10,7 @@ no torch/Ray/OpenCV is checked in `test_cli_config.py`.)
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,20 @@ def test_every_package_has_rules() -> None:
     assert undeclared_packages(REPO) == [], "add the new package to RULES here and to the README's layout table"
     for package in RULES:
         assert (REPO / package / "__init__.py").exists(), f"{package}/ is in RULES but is no package"
+
+
+def test_the_readme_layout_table_states_these_rules() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = readme[readme.index("\n## Layout\n"):].split("\n\n")[1].splitlines()[2:]
+    stated = {}
+    for row in rows:
+        folder, _, may = (cell.strip() for cell in row.strip().strip("|").rsplit("|", 2))
+        package = folder.strip("`/")
+        if package in RULES:
+            named = ALL if may == "all" else frozenset() if may == "nothing of ours" else frozenset(
+                re.findall(r"`(\w+)`", may))
+            stated[package] = named
+    assert stated == RULES
 
 
 def test_the_checker_sees_the_real_cross_imports() -> None:
