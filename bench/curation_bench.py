@@ -261,9 +261,12 @@ def transcode_floor(kept: dict[str, list[list[int]]]) -> dict:
             path, ranges = waiting.pop(0)
             running.append(subprocess.Popen([sys.executable, "-c", FLOOR, path, json.dumps(ranges),
                                              str(work / f"{len(results) + len(running)}.mp4")],
-                                            stdout=subprocess.PIPE, text=True))
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         done = running.pop(0)
-        results.append(json.loads(done.communicate()[0].strip().splitlines()[-1]))
+        stdout, stderr = done.communicate()
+        if done.returncode:
+            raise RuntimeError(f"floor process failed: {stderr[-2000:]}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
     wall = time.perf_counter() - started
     shutil.rmtree(work, ignore_errors=True)
     return {"wall_s": wall, "frames": sum(r["frames"] for r in results),
@@ -316,7 +319,23 @@ def against_floor(name: str, paths: list[Path], seconds: float) -> dict:
 
 
 def batch_inputs(total_s: float, count: int) -> list[Path]:
-    """`count` consecutive pieces of the music video, upscaled to 1280x720, `total_s` seconds in all."""
+    """`count` camera-move videos (1280x720 pans over textures, a cut every 4 s: most frames are kept), each
+    with textures of its own, `total_s` seconds in all (cached in bench/results)."""
+    from droplet.sample_data import make_long_video
+
+    piece = total_s / count
+    paths = []
+    for i in range(count):
+        path = RESULTS / f"batch_720p_{int(piece)}s_{i}.mp4"
+        if not path.exists():
+            make_long_video(path, piece, width=1280, height=720, seed=20_000 + 1000 * i)
+        paths.append(path)
+    return paths
+
+
+def music_video_pieces(total_s: float, count: int) -> list[Path]:
+    """`count` consecutive pieces of the music video, upscaled to 1280x720, `total_s` seconds in all (real
+    footage with many shots too short to keep: decoding dominates)."""
     piece = total_s / count
     return [upscaled_input(piece, start=i * piece) for i in range(count)]
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 
 import pyarrow.parquet as pq
 
 from curation.store import OutStore
 from curation.summary import CurateSummary
+
+log = logging.getLogger("droplet.curate")
 
 
 def _png(fig) -> str:  # noqa: ANN001
@@ -53,7 +56,10 @@ def _plots(clips: list[dict], sources: list[dict]) -> list[tuple[str, str]]:
         plots.append(("Camera motion (dominant label per clip)", _png(fig)))
         plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3))
-        ax.hist([c["end_s"] - c["start_s"] for c in kept] or [0], bins=30, color="#9bbb59")
+        durations = [round(c["end_s"] - c["start_s"], 3) for c in kept] or [0.0]
+        low, high = min(durations), max(durations)
+        span = (low - 0.5, high + 0.5) if high - low < 0.1 else (low, high)  # equal lengths: one visible bar
+        ax.hist(durations, bins=30, range=span, color="#9bbb59")
         ax.set_xlabel("kept clip duration (s)")
         plots.append(("Kept clip durations", _png(fig)))
         plt.close(fig)
@@ -89,7 +95,11 @@ def write_report(store: OutStore, summary: CurateSummary) -> None:
         ("run seconds", f"{summary.seconds:.1f}"),
         *((f"input files skipped: extension {ext}", n) for ext, n in sorted(summary.skipped_files.items())),
     ]
-    figures = "".join(f"<h2>{t}</h2><img src='{src}'/>" for t, src in _plots(clips, sources))
+    try:
+        figures = "".join(f"<h2>{t}</h2><img src='{src}'/>" for t, src in _plots(clips, sources))
+    except Exception as exc:  # noqa: BLE001 - a plot never costs the run its report
+        log.warning("report plots failed: %s: %s", type(exc).__name__, exc)
+        figures = f"<p>plots failed: {html.escape(str(exc))}</p>"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>droplet curate report</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}</style></head><body>
