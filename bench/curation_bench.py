@@ -233,8 +233,9 @@ for frame in src.decode(stream):
             enc = dst.add_stream("libx264", rate=rate)
             enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
             enc.options = {"crf": "18", "preset": "veryfast", "g": gop, "keyint_min": gop, "sc_threshold": "0"}
+            enc.codec_context.time_base = 1 / rate
         image = frame.reformat(width=width, height=height, format="yuv420p")
-        image.pts, image.pict_type = encoded, PictureType.NONE
+        image.pts, image.time_base, image.pict_type = encoded, enc.codec_context.time_base, PictureType.NONE
         encoded += 1
         for packet in enc.encode(image):
             dst.mux(packet)

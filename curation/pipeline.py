@@ -14,8 +14,10 @@ one typed row to the next, and one line in `_analyze_and_extract`.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -28,6 +30,7 @@ from curation.rows import ClipResult, Failure, Probe, SourcePlan, SourceTask, un
 from curation.stages import TransNetV2Stage, analyze_stage, clip_plans, extract_stage, plan_stage, probe_stage
 from curation.store import OutStore, source_key
 from curation.summary import CurateSummary, summarize
+from runtime.ray_connect import ray_target
 
 log = logging.getLogger("droplet.curate")
 
@@ -68,9 +71,8 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     log.info("%d sources; %d already done (skipped), %d to do", len(scanned.sources),
              len(scanned.sources) - len(todo), len(todo))
     if todo:
-        connect_ray(cfg, address)
+        probes = _probe_all(todo, store, cfg, address)
         tracker = _CommitTracker(store, len(todo))
-        probes = _probe_all(todo, store, cfg)
         ok = _resolve_duplicates(probes, committed, tracker)
         _analyze_and_extract(ok, store, cfg, tracker)
         tracker.close()
@@ -103,16 +105,30 @@ def _log_skipped_files(files: list[str]) -> dict[str, int]:
     return counts
 
 
-def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig) -> list[Probe]:
-    """A Probe per source: from the journal when a killed run probed it already, else by the probe stage."""
+def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, address: str | None) -> list[Probe]:
+    """A Probe per source (from the journal when a killed run probed it already), and Ray connected.
+
+    On a cluster the probe stage runs as a Ray Data job. With an embedded Ray every task runs on this machine
+    anyway, so the sources are probed by the same stage in the driver (a child process each) while Ray starts:
+    the few seconds Ray takes to start are not added to the run.
+    """
     probes, missing = [], []
     for task in todo:
         cached = store.load_probe(task.key)
         (probes.append(cached) if cached is not None else missing.append(task))
-    if missing:
+    if not missing or ray_target(address or cfg.ray.address):
+        connect_ray(cfg, address)
+    if missing and ray_target(address or cfg.ray.address):
         ds = _dataset(missing).map(probe_stage, fn_kwargs={"cfg": cfg, "store": store}, num_cpus=1)
         for row in tqdm(ds.iter_rows(), total=len(missing), desc="probe", unit="src"):
             probes.append(unwrap(row))
+    elif missing:
+        workers = cfg.ray.num_cpus or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            running = [pool.submit(probe_stage, wrap(task), cfg, store) for task in missing]
+            connect_ray(cfg, address)
+            for future in tqdm(running, desc="probe", unit="src"):
+                probes.append(unwrap(future.result()))
     return probes
 
 
