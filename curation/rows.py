@@ -47,21 +47,17 @@ class SourceTask:
 
 
 @dataclass
-class Probe:
+class Probe(SourceTask):
     """A probed source: its facts (`ProbeInfo.to_row()`), or why it is unusable."""
 
-    key: str
-    source: str
     info: dict | None = None
     failure: Failure | None = None
 
 
 @dataclass
-class Analysis:
+class Analysis(SourceTask):
     """The one decode pass of a source and its cuts (`cuts` None until a cut detector has run)."""
 
-    key: str
-    source: str
     info: dict
     analysis: SourceAnalysis | None = None
     cuts: list[int] | None = None
@@ -69,12 +65,10 @@ class Analysis:
 
 
 @dataclass
-class SourcePlan:
+class SourcePlan(SourceTask):
     """Everything a source's commit needs but the clip files' facts: the source row's facts, its scenes, and
     every planned clip row (kept or not)."""
 
-    key: str
-    source: str
     info: dict
     decoded_frames: int = 0
     stopped_early: str | None = None

@@ -38,12 +38,8 @@ CLIP_SCHEMA = pa.schema([
     ("file_bytes", pa.int64()),
 ])
 
-SCENE_SCHEMA = pa.schema([
-    ("source_id", pa.string()),
-    ("start_frame", pa.int64()),
-    ("end_frame", pa.int64()),
-    ("score", pa.float64()),
-])
+SCENE_SCHEMA = pa.schema([("source_id", pa.string()), ("start_frame", pa.int64()), ("end_frame", pa.int64()),
+                          ("score", pa.float64())])
 
 SOURCE_SCHEMA = pa.schema([
     ("source", pa.string()), ("source_id", pa.string()), ("status", pa.string()), ("reason", pa.string()),

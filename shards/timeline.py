@@ -7,13 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-TIMELINE_SEGMENT = pa.struct([
-    ("start_s", pa.float64()),
-    ("end_s", pa.float64()),
-    ("label", pa.string()),
-    ("speed", pa.float64()),
-    ("confidence", pa.float64()),
-])
+TIMELINE_SEGMENT = pa.struct([("start_s", pa.float64()), ("end_s", pa.float64()), ("label", pa.string()),
+                              ("speed", pa.float64()), ("confidence", pa.float64())])
 
 
 @dataclass(frozen=True)
