@@ -127,7 +127,7 @@ def test_every_out_path_is_documented() -> None:
 
     tree = section("The OUT folder")
     out = layout.OutLayout("OUT")
-    paths = [getattr(out, p) for p, v in vars(layout.OutLayout).items() if isinstance(v, property)]
+    paths = [v for k, v in vars(out).items() if k != "root"]
     assert len(paths) >= 10
     for path in paths:
         rel = path.relative_to(out.root).as_posix()
