@@ -184,6 +184,20 @@ def test_inpaint_conditioning_channels() -> None:
     assert not torch.allclose(noisy[:, :, 1:], cond[:, :, 1:]) and torch.equal(noisy[:, :, :1], cond[:, :, :1])
 
 
+def test_caches_are_reset_through_their_owners() -> None:
+    pipe = build_tiny_pipeline()
+    empty = pipe.text.empty()
+    assert pipe.text._empty is not None
+    pipe.text.reset_cache()
+    assert pipe.text._empty is None and torch.equal(pipe.text.empty(), empty)
+    transformer = pipe.transformer
+    positions = transformer.positions(3, 4, 4, torch.device("cpu"))
+    assert transformer.positions(3, 4, 4, torch.device("cpu")) is positions
+    transformer.clear_position_cache()
+    assert transformer._position_cache == {} and transformer._rope_full is None
+    assert transformer.positions(3, 4, 4, torch.device("cpu")) is not positions
+
+
 def test_tiny_pipeline_samples_text_to_video_and_image_to_video(tmp_path: Path) -> None:
     write_tiny_pipeline(tmp_path / "t2v")
     write_tiny_pipeline(tmp_path / "i2v", in_channels=33)
