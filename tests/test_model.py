@@ -182,6 +182,12 @@ def test_inpaint_conditioning_channels() -> None:
     noisy = inpaint_conditioning(vae, pixels, first_frame_mask(1, 9), shape, reference_noise_sigma=0.0563,
                                  generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(noisy[:, :, 1:], cond[:, :, 1:]) and torch.equal(noisy[:, :, :1], cond[:, :, :1])
+    mixed = torch.stack([first_frame_mask(1, 9)[0], torch.ones(9)])  # precomputed: reference latents given
+    stored = cond[:, :, 1:].expand(2, -1, -1, -1, -1)
+    from_latents = inpaint_conditioning(vae, None, mixed, (2, *shape[1:]), reference_latents=stored)
+    assert torch.equal(from_latents[:1], cond) and torch.count_nonzero(from_latents[1]) == 0
+    with pytest.raises(ValueError, match="do not match"):
+        inpaint_conditioning(vae, None, mixed, (2, 3, 16, 8, 8), reference_latents=stored)
 
 
 def test_caches_are_reset_through_their_owners() -> None:
