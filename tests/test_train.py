@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -64,6 +65,31 @@ def write_index_shards(folder: Path, clips=CLIPS, per_shard: int = 3) -> list[st
 @pytest.fixture(scope="module")
 def index_shards(tmp_path_factory) -> list[str]:
     return write_index_shards(tmp_path_factory.mktemp("index_shards"))
+
+
+PROCESS_GROUP_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+@pytest.fixture(autouse=True)
+def one_process_group_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launcher variables of a one-process group (what `init_distributed` would set, and DeepSpeed reads even
+    when the group of an earlier test is still up), set through monkeypatch: undone after each test. So is the
+    DeepSpeed op folder that in-process training sets."""
+    from conftest import free_port
+
+    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(name, value)
+    if "TORCH_EXTENSIONS_DIR" not in os.environ:
+        monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "")  # records "unset" for the undo
+        monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+
+
+@pytest.fixture
+def no_launcher_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For subprocesses that make their own process group: none of the launcher variables."""
+    for name in PROCESS_GROUP_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 def tiny_config(output: Path, **data) -> TrainConfig:
@@ -256,31 +282,24 @@ def test_precompute_then_train_from_latent_shards(tmp_path: Path, index_shards) 
     assert config.data.precomputed and len(summary.losses) == 3 and all(np.isfinite(summary.losses))
 
 
-def clean_env() -> dict:
-    """This process's environment without the process-group variables that in-process training set."""
-    import os
-
-    drop = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"}
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
-def test_droplet_train_cli_refuses_an_existing_run_and_a_changed_config(tmp_path: Path, index_shards) -> None:
+def test_droplet_train_cli_refuses_an_existing_run_and_a_changed_config(tmp_path: Path, index_shards,
+                                                                       no_launcher_env) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text((REPO / "configs" / "train-tiny.yaml").read_text())
     base = ["train", "--config", str(config), "--data", *index_shards, "--output", str(tmp_path / "run"),
             "--no-progress"]
-    first = run_droplet([*base, "--max-steps", "2"], env=clean_env())
+    first = run_droplet([*base, "--max-steps", "2"])
     assert first.returncode == 0, first.stderr[-3000:]
     assert "trained steps 1..2" in first.stdout and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
-    again = run_droplet([*base, "--max-steps", "3"], env=clean_env())
+    again = run_droplet([*base, "--max-steps", "3"])
     assert again.returncode == 2 and "--resume" in again.stderr
     config.write_text(config.read_text().replace("lr: 1.0e-3", "lr: 5.0e-4"))
-    changed = run_droplet([*base, "--max-steps", "3", "--resume"], env=clean_env())
+    changed = run_droplet([*base, "--max-steps", "3", "--resume"])
     assert changed.returncode == 2 and "optim.lr" in changed.stderr
-    bad = run_droplet(["train", "--config", str(config), "--data", str(tmp_path / "nothing")], env=clean_env())
+    bad = run_droplet(["train", "--config", str(config), "--data", str(tmp_path / "nothing")])
     assert bad.returncode == 2 and "no such file" in bad.stderr
     sample = run_droplet(["sample", "--checkpoint", str(tmp_path / "run" / "pipeline"), "--prompt", "A pan.",
-                          "--steps", "2", "--out", str(tmp_path / "x.mp4")], env=clean_env())
+                          "--steps", "2", "--out", str(tmp_path / "x.mp4")])
     assert sample.returncode == 0 and (tmp_path / "x.mp4").stat().st_size > 0
 
 
@@ -291,12 +310,14 @@ def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, index_
 
     from conftest import PYTHON
 
+    env = {k: v for k, v in ray_head["env"].items() if k not in PROCESS_GROUP_ENV}
+
     def launch(steps: int) -> subprocess.CompletedProcess:
         return subprocess.run(
             [PYTHON, "-m", "train.ray_launch", "--config", str(REPO / "configs" / "train-tiny.yaml"),
              "--data", *index_shards, "--name", "tiny", "--storage-path", str(tmp_path / "store"),
              "--num-workers", "2", "--max-steps", str(steps), "--address", ray_head["address"]],
-            capture_output=True, text=True, cwd=REPO, env={**clean_env(), **ray_head["env"]}, timeout=600)
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
 
     first = launch(2)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
