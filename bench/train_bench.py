@@ -80,11 +80,8 @@ def tiny_config():
 def step_rate(urls: list[str], steps: int) -> float:
     from train.run import run_training
 
-    config = tiny_config()
-    config.output = tempfile.mkdtemp(prefix="bench-run-")
-    config.data.num_workers = 0
-    config.train.validation.at_end = False
-    config.train.checkpoint_every = 10**6
+    config = tiny_config().updated({"output": tempfile.mkdtemp(prefix="bench-run-"), "data.num_workers": 0,
+                                    "train.validation.at_end": False, "train.checkpoint_every": 10**6})
     summary = run_training(config, urls, max_steps=steps, progress=False)
     timed = summary.steps[3:]
     return sum(s.samples for s in timed) / sum(s.seconds for s in timed)

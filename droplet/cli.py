@@ -145,24 +145,23 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from train.config import TrainConfig
-    from train.run import RunError, run_training
+    from train.run import run_training
 
     config = _config(args.config, TrainConfig)
-    if args.output:
-        config.output = args.output
     try:
         summary = run_training(config, args.data, resume=args.resume, max_steps=args.max_steps,
-                               progress=not args.no_progress)
-    except (RunError, ValueError) as exc:
+                               progress=not args.no_progress, output=args.output)
+    except ValueError as exc:  # RunError, EmptyEpochError, config and data errors
         raise UsageError(str(exc)) from None
+    output = summary.output
     if not summary.steps:
-        print(f"{config.output} is already at step {summary.resumed_from}: nothing to train "
+        print(f"{output} is already at step {summary.resumed_from}: nothing to train "
               f"(raise --max-steps to continue)")
     if summary.steps:
         last = summary.steps[-1]
         print(f"trained steps {summary.resumed_from + 1}..{last.step}: loss {summary.steps[0].loss:.4f} -> "
-              f"{last.loss:.4f}; checkpoints in {config.output}/checkpoints; tensorboard --logdir "
-              f"{config.output}/tensorboard")
+              f"{last.loss:.4f}; checkpoints in {output}/checkpoints; tensorboard --logdir "
+              f"{output}/tensorboard")
     if summary.pipeline:
         print(f"pipeline: {summary.pipeline}  (droplet sample --checkpoint {summary.pipeline} --prompt ...)")
     return 0
@@ -173,7 +172,7 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
 
     from train.config import TrainConfig
     from train.precompute import precompute
-    from train.run import RunError, resolve_urls
+    from train.setup import RunError, resolve_urls
 
     config = _config(args.config, TrainConfig)
     try:

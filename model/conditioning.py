@@ -3,7 +3,8 @@
 The transformer sees [noisy latents (16) | mask (1) | reference latents (16)] per latent frame. The mask channel is
 `(1 - mask) * scaling_factor`: given frames carry the scaling factor (0.7 for 5B), frames to generate carry 0. The
 reference latents are the VAE encoding of the video with the frames to generate set to -1 (black), times the
-scaling factor. Text-to-video sets both to zero. The sampler and the trainer both call `inpaint_conditioning`.
+scaling factor. Text-to-video sets both to zero. The sampler, the trainer (pixels or precomputed reference
+latents) and `droplet precompute` all call `inpaint_conditioning`.
 """
 
 from __future__ import annotations
@@ -34,26 +35,35 @@ def inpaint_conditioning(
     latent_shape: tuple[int, ...],
     reference_noise_sigma: float = 0.0,
     generator: torch.Generator | None = None,
+    reference_latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The 17 conditioning channels [B, F', 1 + 16, h, w].
 
     pixels: the video in [-1, 1], [B, 3, F, H, W] (None for text-to-video); frame_mask: [B, F], 1 = frame to
     generate; latent_shape: [B, F', 16, h, w] of the noisy latents. `reference_noise_sigma` adds Gaussian noise to
     the given frames before encoding (training uses 0.0563, as the released models were trained).
+    reference_latents: instead of pixels, the reference latents [B, F', 16, h, w] already encoded for this mask
+    (`droplet precompute` stores them for the first-frame mask); no noise is added to them.
     """
     b, frames, channels, h, w = latent_shape
     scaling = vae.config.scaling_factor if vae is not None else 1.0
     frame_mask = frame_mask.float()
-    if pixels is None or bool((frame_mask >= 1).all()):
-        device = pixels.device if pixels is not None else frame_mask.device
+    given = reference_latents if reference_latents is not None else pixels
+    if given is None or bool((frame_mask >= 1).all()):
+        device = given.device if given is not None else frame_mask.device
         return torch.zeros(b, frames, channels + 1, h, w, device=device)
-    keep = (1 - frame_mask)[:, None, :, None, None].to(pixels)
-    reference = pixels * keep + (-1.0) * (1 - keep)
-    if reference_noise_sigma > 0:
-        noise_device = generator.device if generator is not None else reference.device
-        noise = torch.randn(reference.shape, generator=generator, device=noise_device, dtype=reference.dtype)
-        reference = reference + noise.to(reference.device) * reference_noise_sigma * keep
-    latents = encode_pixels(vae, reference)
+    if reference_latents is not None:
+        if tuple(reference_latents.shape) != (b, frames, channels, h, w):
+            raise ValueError(f"reference latents {tuple(reference_latents.shape)} do not match {tuple(latent_shape)}")
+        latents = reference_latents.clone()
+    else:
+        keep = (1 - frame_mask)[:, None, :, None, None].to(pixels)
+        reference = pixels * keep + (-1.0) * (1 - keep)
+        if reference_noise_sigma > 0:
+            noise_device = generator.device if generator is not None else reference.device
+            noise = torch.randn(reference.shape, generator=generator, device=noise_device, dtype=reference.dtype)
+            reference = reference + noise.to(reference.device) * reference_noise_sigma * keep
+        latents = encode_pixels(vae, reference)
     latents[(frame_mask >= 1).all(dim=1).to(latents.device)] = 0  # text-to-video rows of a mixed batch
     mask = latent_frame_mask(frame_mask)[:, :, None, None, None].expand(b, frames, 1, h, w)
     mask_channel = (1 - mask) * scaling

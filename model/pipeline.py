@@ -73,7 +73,7 @@ class DropletVideoPipeline:
         self.transformer.to(device)
         self.vae.to(device)
         self.text.encoder.to(device)
-        self.text._empty = None
+        self.text.reset_cache()
         return self
 
     # -- folders -------------------------------------------------------------------------------------------------

@@ -30,6 +30,10 @@ class TextEncoder:
                                 add_special_tokens=True, return_tensors="pt")
         return self.encoder(tokens.input_ids.to(self.device))[0]
 
+    def reset_cache(self) -> None:
+        """Forget the empty prompt's features (after the encoder moved to another device or dtype)."""
+        self._empty = None
+
     def empty(self, batch: int = 1) -> torch.Tensor:
         """Features of the empty prompt (caption dropout, unconditional branch), computed once."""
         if self._empty is None:

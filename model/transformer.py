@@ -228,6 +228,12 @@ class DropletVideoTransformer3DModel(ModelMixin, ConfigMixin):
             self._position_cache = {key: value}  # one shape at a time: training buckets change it rarely
         return self._position_cache[key]
 
+    def clear_position_cache(self) -> None:
+        """Forget the cached position tables (RoPE / sin-cos, and RoPE extended to the text tokens)."""
+        self._position_cache = {}
+        self._rope_cache_key = None
+        self._rope_full = None
+
     def rope_with_text(self, rope: tuple[torch.Tensor, torch.Tensor], text_len: int, key: tuple | None = None):
         """Extend video (cos, sin) to [text; video] with the identity rotation on text tokens (cached by key)."""
         if key is None or self._rope_cache_key != key:

@@ -68,5 +68,5 @@ def load_transformer(folder: str | Path, dtype: torch.dtype = torch.float32) -> 
         init_motion_embedding(model, dtype)
         log.warning("%s has no motion embedding (fps_embedding): created it with linear_2 = 0, so the model starts "
                     "out as the checkpoint and learns M in training", folder)
-    model._position_cache = {}
+    model.clear_position_cache()
     return model.eval()

@@ -182,6 +182,26 @@ def test_inpaint_conditioning_channels() -> None:
     noisy = inpaint_conditioning(vae, pixels, first_frame_mask(1, 9), shape, reference_noise_sigma=0.0563,
                                  generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(noisy[:, :, 1:], cond[:, :, 1:]) and torch.equal(noisy[:, :, :1], cond[:, :, :1])
+    mixed = torch.stack([first_frame_mask(1, 9)[0], torch.ones(9)])  # precomputed: reference latents given
+    stored = cond[:, :, 1:].expand(2, -1, -1, -1, -1)
+    from_latents = inpaint_conditioning(vae, None, mixed, (2, *shape[1:]), reference_latents=stored)
+    assert torch.equal(from_latents[:1], cond) and torch.count_nonzero(from_latents[1]) == 0
+    with pytest.raises(ValueError, match="do not match"):
+        inpaint_conditioning(vae, None, mixed, (2, 3, 16, 8, 8), reference_latents=stored)
+
+
+def test_caches_are_reset_through_their_owners() -> None:
+    pipe = build_tiny_pipeline()
+    empty = pipe.text.empty()
+    assert pipe.text._empty is not None
+    pipe.text.reset_cache()
+    assert pipe.text._empty is None and torch.equal(pipe.text.empty(), empty)
+    transformer = pipe.transformer
+    positions = transformer.positions(3, 4, 4, torch.device("cpu"))
+    assert transformer.positions(3, 4, 4, torch.device("cpu")) is positions
+    transformer.clear_position_cache()
+    assert transformer._position_cache == {} and transformer._rope_full is None
+    assert transformer.positions(3, 4, 4, torch.device("cpu")) is not positions
 
 
 def test_tiny_pipeline_samples_text_to_video_and_image_to_video(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -66,7 +67,33 @@ def index_shards(tmp_path_factory) -> list[str]:
     return write_index_shards(tmp_path_factory.mktemp("index_shards"))
 
 
-def tiny_config(output: Path, **data) -> TrainConfig:
+PROCESS_GROUP_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+@pytest.fixture(autouse=True)
+def one_process_group_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launcher variables of a one-process group (what `init_distributed` would set, and DeepSpeed reads even
+    when the group of an earlier test is still up), set through monkeypatch: undone after each test. So is the
+    DeepSpeed op folder that in-process training sets."""
+    from conftest import free_port
+
+    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(name, value)
+    if "TORCH_EXTENSIONS_DIR" not in os.environ:
+        monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "")  # records "unset" for the undo
+        monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+
+
+@pytest.fixture
+def no_launcher_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For subprocesses that make their own process group: none of the launcher variables."""
+    for name in PROCESS_GROUP_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def tiny_config(output: Path, changes: dict | None = None, **data) -> TrainConfig:
+    """The tiny model's test config; `changes` by dotted key ({"optim.lr": 3e-3}), `data` into the data section."""
     config = TrainConfig.model_validate({
         "model": {"preset": "tiny"},
         "data": {"frame_counts": [9, 17], "token_budget": 48, "batch_size": 2, "num_workers": 0,
@@ -76,7 +103,7 @@ def tiny_config(output: Path, **data) -> TrainConfig:
                   "validation": {"at_end": False}},
         "output": str(output),
     })
-    return config
+    return config.updated(changes or {})
 
 
 # -- buckets ------------------------------------------------------------------------------------------------------
@@ -168,9 +195,7 @@ def test_loss_falls_on_a_tiny_overfit_set(tmp_path: Path) -> None:
     from train.run import run_training
 
     urls = write_index_shards(tmp_path / "shards", clips=[(40, 24.0, 64, 64), (40, 24.0, 64, 64)], per_shard=2)
-    config = tiny_config(tmp_path / "run", frame_counts=[9])
-    config.optim.lr = 3e-3
-    config.train.max_steps = 60
+    config = tiny_config(tmp_path / "run", {"optim.lr": 3e-3, "train.max_steps": 60}, frame_counts=[9])
     losses = run_training(config, urls, progress=False).losses
     assert len(losses) == 60 and all(np.isfinite(losses))
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10]), losses  # measured: 0.48 -> 0.16
@@ -198,13 +223,9 @@ def test_image_to_video_training_and_ema_export(tmp_path: Path, index_shards) ->
 
     from train.run import run_training
 
-    config = tiny_config(tmp_path / "run")
-    config.model.image_to_video = True
-    config.model.gradient_checkpointing = True
-    config.train.image_to_video_share = 0.5
-    config.train.ema.enabled = True
-    config.train.ema.decay = 0.5
-    config.train.max_steps = 3
+    config = tiny_config(tmp_path / "run", {
+        "model.image_to_video": True, "model.gradient_checkpointing": True, "train.image_to_video_share": 0.5,
+        "train.ema.enabled": True, "train.ema.decay": 0.5, "train.max_steps": 3})
     summary = run_training(config, index_shards, progress=False)
     assert len(summary.losses) == 3 and all(np.isfinite(summary.losses))
     exported = load_file(tmp_path / "run" / "pipeline" / "transformer" / "diffusion_pytorch_model.safetensors")
@@ -229,21 +250,30 @@ def test_sharded_ema_follows_the_formula() -> None:
     assert torch.allclose(ema.full_state_dict()["weight"], start + 0.1)
 
 
-def test_precompute_then_train_from_latent_shards(tmp_path: Path, index_shards) -> None:
+@pytest.fixture(scope="module")
+def latent_folder(tmp_path_factory, index_shards) -> tuple[Path, dict]:
+    """`droplet precompute` of the index shards with the tiny model (N = 9): the folder and its manifest."""
+    from train.precompute import precompute
+
+    folder = tmp_path_factory.mktemp("latents")
+    config = tiny_config(folder / "unused", frame_counts=[9])
+    return folder, precompute(config, index_shards, folder, progress=False)
+
+
+def test_precompute_then_train_from_latent_shards(tmp_path: Path, latent_folder) -> None:
     from safetensors.torch import load
 
     from model.tiny import build_tiny_pipeline
     from model.vae import encode_pixels, video_to_pixels
-    from train.precompute import precompute
     from train.run import run_training
 
     config = tiny_config(tmp_path / "run", frame_counts=[9])
-    manifest = precompute(config, index_shards, tmp_path / "latents", progress=False)
+    folder, manifest = latent_folder
     assert manifest["kind"] == "precomputed" and manifest["skipped"] == {"too_short": 1}
     assert sum(s["samples"] for s in manifest["shards"]) == 5
     assert all(s["name"].startswith(f"latents-{s['bucket']}-") for s in manifest["shards"])
     pipe = build_tiny_pipeline(seed=config.train.seed)
-    sample = next(iter(wds.WebDataset(str(tmp_path / "latents" / manifest["shards"][0]["name"]), shardshuffle=False)))
+    sample = next(iter(wds.WebDataset(str(folder / manifest["shards"][0]["name"]), shardshuffle=False)))
     meta, tensors = json.loads(sample["json"]), load(sample["safetensors"])
     n, fps, w, h = CLIPS[int(meta["clip_id"][4:])]
     b = meta["bucket"]
@@ -252,54 +282,131 @@ def test_precompute_then_train_from_latent_shards(tmp_path: Path, index_shards) 
     assert torch.allclose(tensors["latents"].float(), expected, atol=0.02)
     assert torch.allclose(tensors["text"].float(), pipe.text.encode([meta["caption"]])[0], atol=0.02)
     assert meta["motion"] == pytest.approx(sample_frames(n, fps, 9).motion)
-    summary = run_training(config, str(tmp_path / "latents"), max_steps=3, progress=False)
-    assert config.data.precomputed and len(summary.losses) == 3 and all(np.isfinite(summary.losses))
+    summary = run_training(config, str(folder), max_steps=3, progress=False)
+    assert len(summary.losses) == 3 and all(np.isfinite(summary.losses))
+    assert not config.data.precomputed  # the caller's config is never changed; the run records the data kind
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["data"]["precomputed"] is True
 
 
-def clean_env() -> dict:
-    """This process's environment without the process-group variables that in-process training set."""
-    import os
+def test_the_data_kind_is_decided_once_from_the_data_and_the_config(tmp_path: Path, index_shards,
+                                                                     latent_folder) -> None:
+    from pydantic import ValidationError
 
-    drop = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"}
-    return {k: v for k, v in os.environ.items() if k not in drop}
+    from train.setup import RunError, plan_run
+
+    config = tiny_config(tmp_path / "run")
+    folder, manifest = latent_folder
+    latents = plan_run(config, str(folder), output=str(tmp_path / "other"))
+    assert latents.data.kind == "latents" and len(latents.data.urls) == len(manifest["shards"])
+    assert latents.config.data.precomputed and latents.config.output == str(tmp_path / "other")
+    assert not config.data.precomputed and config.output == str(tmp_path / "run")
+    named = plan_run(config, [str(folder / s["name"]) for s in manifest["shards"]])
+    assert named.data.kind == "latents" and named.config.output == config.output
+    pixels = plan_run(config, index_shards)
+    assert pixels.data.kind == "pixels" and not pixels.config.data.precomputed
+    assert plan_run(config.updated({"data.precomputed": True}), index_shards).data.kind == "latents"
+    with pytest.raises(RunError, match="mixes"):
+        plan_run(config, [str(folder), *index_shards])
+    with pytest.raises(ValidationError, match="frozen"):
+        config.output = "elsewhere"
+    with pytest.raises(ValidationError, match="frozen"):
+        config.train.validation.at_end = True
+    with pytest.raises(KeyError, match="train.nope"):
+        config.updated({"train.nope": 1})
 
 
-def test_droplet_train_cli_refuses_an_existing_run_and_a_changed_config(tmp_path: Path, index_shards) -> None:
+def test_latent_batches_get_the_same_image_to_video_channels_as_pixel_batches(tmp_path: Path,
+                                                                                index_shards) -> None:
+    """Both data kinds build the inpaint channels through `inpaint_conditioning` (precomputed: the stored
+    first-frame reference latents instead of the pixels)."""
+    from model.conditioning import first_frame_mask, inpaint_conditioning
+    from model.vae import encode_pixels, video_to_pixels
+    from train.components import build_components
+    from train.encode import BatchEncoder
+
+    config = tiny_config(tmp_path, {"model.image_to_video": True, "train.reference_noise_sigma": 0.0,
+                                    "train.image_to_video_share": 0.5}, frame_counts=[9])
+    parts = build_components(config, torch.device("cpu"))
+    spec = StreamSpec(urls=index_shards, frame_counts=[9], token_budget=48, batch_size=2, shuffle_buffer=1,
+                      resampled=False)
+    batch = next(iter(ClipBatches(spec)))
+    pixels = video_to_pixels(batch["video"])
+    latents = encode_pixels(parts.vae, pixels)
+    reference = inpaint_conditioning(parts.vae, pixels, first_frame_mask(2, 9), tuple(latents.shape))[:, :, 1:]
+    stored = {"latents": latents, "text": parts.text.encode(batch["caption"]), "reference": reference,
+              "motion": batch["motion"]}
+    from_pixels = BatchEncoder("pixels", parts, config, torch.device("cpu"))(batch, torch.Generator().manual_seed(5))
+    from_latents = BatchEncoder("latents", parts, config, torch.device("cpu"))(stored,
+                                                                              torch.Generator().manual_seed(5))
+    given = from_pixels.conditioning[:, 0, 0, 0, 0] != 0
+    assert int(given.sum()) == 1  # a mixed batch: image-to-video and text-to-video rows
+    assert torch.allclose(from_pixels.latents, from_latents.latents)
+    assert torch.allclose(from_pixels.conditioning, from_latents.conditioning, atol=1e-5)
+    with pytest.raises(ValueError, match="reference latents"):
+        BatchEncoder("latents", parts, config, torch.device("cpu"))(
+            {k: v for k, v in stored.items() if k != "reference"}, torch.Generator())
+
+
+def test_an_epoch_without_a_trainable_batch_stops_training(tmp_path: Path, latent_folder) -> None:
+    """Latent shards read as clips (the old `train.ray_launch` bug): every batch fails to decode; `fit` stops."""
+    from train.setup import TrainData
+    from train.trainer import EmptyEpochError, Trainer
+
+    folder, manifest = latent_folder
+    urls = tuple(str(folder / s["name"]) for s in manifest["shards"])
+    trainer = Trainer(tiny_config(tmp_path / "run", frame_counts=[9]), TrainData(urls, "pixels"), tmp_path / "run")
+    with pytest.raises(EmptyEpochError, match="no trainable batch"):
+        trainer.fit(max_steps=2, progress=False)
+    assert trainer.step == 0 and trainer.data.cursor.epoch == 0
+
+
+def test_droplet_train_cli_refuses_an_existing_run_and_a_changed_config(tmp_path: Path, index_shards,
+                                                                       no_launcher_env) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text((REPO / "configs" / "train-tiny.yaml").read_text())
     base = ["train", "--config", str(config), "--data", *index_shards, "--output", str(tmp_path / "run"),
             "--no-progress"]
-    first = run_droplet([*base, "--max-steps", "2"], env=clean_env())
+    first = run_droplet([*base, "--max-steps", "2"])
     assert first.returncode == 0, first.stderr[-3000:]
     assert "trained steps 1..2" in first.stdout and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
-    again = run_droplet([*base, "--max-steps", "3"], env=clean_env())
+    again = run_droplet([*base, "--max-steps", "3"])
     assert again.returncode == 2 and "--resume" in again.stderr
     config.write_text(config.read_text().replace("lr: 1.0e-3", "lr: 5.0e-4"))
-    changed = run_droplet([*base, "--max-steps", "3", "--resume"], env=clean_env())
+    changed = run_droplet([*base, "--max-steps", "3", "--resume"])
     assert changed.returncode == 2 and "optim.lr" in changed.stderr
-    bad = run_droplet(["train", "--config", str(config), "--data", str(tmp_path / "nothing")], env=clean_env())
+    bad = run_droplet(["train", "--config", str(config), "--data", str(tmp_path / "nothing")])
     assert bad.returncode == 2 and "no such file" in bad.stderr
     sample = run_droplet(["sample", "--checkpoint", str(tmp_path / "run" / "pipeline"), "--prompt", "A pan.",
-                          "--steps", "2", "--out", str(tmp_path / "x.mp4")], env=clean_env())
+                          "--steps", "2", "--out", str(tmp_path / "x.mp4")])
     assert sample.returncode == 0 and (tmp_path / "x.mp4").stat().st_size > 0
 
 
 @pytest.mark.slow
-def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, index_shards, ray_head: dict) -> None:
-    """2 CPU workers (gloo, ZeRO-2) on the session's head at 127.0.0.1: run to step 2, launch again to step 4."""
+def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, latent_folder, ray_head: dict) -> None:
+    """2 CPU workers (gloo, ZeRO-2) on the session's head at 127.0.0.1: run to step 2, launch again to step 4.
+    The data are a `droplet precompute` folder and the config does not say `data.precomputed`: the launcher finds
+    the kind itself (it used to read the latents as clips and loop over empty epochs forever)."""
+    import math
+    import re
     import subprocess
 
     from conftest import PYTHON
 
-    def launch(steps: int) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [PYTHON, "-m", "train.ray_launch", "--config", str(REPO / "configs" / "train-tiny.yaml"),
-             "--data", *index_shards, "--name", "tiny", "--storage-path", str(tmp_path / "store"),
-             "--num-workers", "2", "--max-steps", str(steps), "--address", ray_head["address"]],
-            capture_output=True, text=True, cwd=REPO, env={**clean_env(), **ray_head["env"]}, timeout=600)
+    env = {k: v for k, v in ray_head["env"].items() if k not in PROCESS_GROUP_ENV}
+    assert "precomputed" not in (REPO / "configs" / "train-tiny.yaml").read_text()
 
-    first = launch(2)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    def launch(steps: int) -> subprocess.CompletedProcess:
+        run = subprocess.run(
+            [PYTHON, "-m", "train.ray_launch", "--config", str(REPO / "configs" / "train-tiny.yaml"),
+             "--data", str(latent_folder[0]), "--name", "tiny", "--storage-path", str(tmp_path / "store"),
+             "--num-workers", "2", "--max-steps", str(steps), "--address", ray_head["address"]],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        loss = re.search(r"last metrics \{.*'loss': ([^,}]+)", run.stdout)
+        assert loss and math.isfinite(float(loss.group(1))), run.stdout[-3000:]
+        return run
+
+    launch(2)
     checkpoints = sorted(p for p in (tmp_path / "store" / "tiny").glob("checkpoint_*") if p.is_dir())
     assert len(checkpoints) == 1
     files = {p.name for p in checkpoints[0].iterdir()}
@@ -307,7 +414,6 @@ def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, index_
             "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt", "bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt",
             "pipeline"} <= files
     second = launch(4)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     log = second.stdout + second.stderr
     assert "rank 0 resumed at step 2" in log and "rank 1 resumed at step 2" in log
     last = sorted(p for p in (tmp_path / "store" / "tiny").glob("checkpoint_*") if p.is_dir())[-1]
@@ -344,9 +450,8 @@ def test_a_batch_whose_clips_all_fail_to_decode_still_moves_the_cursor(tmp_path:
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path: Path, index_shards) -> None:
     from train.run import run_training
 
-    config = tiny_config(tmp_path / "run", frame_counts=[9])
-    config.train.gradient_accumulation = 2
-    config.train.ema.enabled = True
+    config = tiny_config(tmp_path / "run", {"train.gradient_accumulation": 2, "train.ema.enabled": True},
+                         frame_counts=[9])
     summary = run_training(config, index_shards, max_steps=3, progress=False)
     assert [s.step for s in summary.steps] == [1, 2, 3] and all(s.samples == 4 for s in summary.steps)
     state = torch.load(tmp_path / "run" / "checkpoints" / "step-00000003" / "trainer_state_rank00000.pt",

@@ -53,7 +53,7 @@ def build_components(config: TrainConfig, device: torch.device) -> Components:
         frozen.requires_grad_(False).eval().to(device)
         if frozen.dtype != frozen_dtype:
             frozen.to(dtype=frozen_dtype)
-    text._empty = None
+    text.reset_cache()
     transformer.train()
     if m.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()

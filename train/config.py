@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,7 +11,7 @@ TRAIN_YAML_HEADER = "# droplet train config. `droplet train --config F`; every k
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ModelSection(Section):
@@ -98,6 +98,19 @@ class TrainConfig(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     deepspeed: str = Field("configs/deepspeed-zero2-bf16.json", description="DeepSpeed JSON (relative: to the repo)")
     output: str = Field("runs/train", description="run folder: checkpoints, tensorboard, samples, pipeline")
+
+    def updated(self, changes: dict[str, Any]) -> TrainConfig:
+        """A validated copy with `changes` applied, keyed by dotted path: {"train.validation.at_end": False}."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            *parents, name = key.split(".")
+            node = data
+            for part in parents:
+                node = node[part]
+            if name not in node:
+                raise KeyError(f"no config setting {key!r}")
+            node[name] = value
+        return TrainConfig.model_validate(data)
 
 
 def read_train_config(path: str | Path | None) -> TrainConfig:

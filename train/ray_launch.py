@@ -3,7 +3,9 @@
 A `TorchTrainer` runs `Trainer` on every worker (gloo on CPU, NCCL on GPUs). Every rank reports its own DeepSpeed
 files with each checkpoint (`ray.train.report` from all ranks: Ray merges them into one checkpoint folder under
 `storage-path/name/`), and the last checkpoint carries the exported pipeline. Launching again with the same
-name and storage path resumes from the latest checkpoint. This is the `ray job submit` entry point:
+name and storage path resumes from the latest checkpoint. The data's URLs and kind (clips or `droplet precompute`
+latents) are resolved once, here, by the setup `droplet train` uses (`train.setup.plan_run`). This is the
+`ray job submit` entry point:
 
     ray job submit --working-dir . -- python -m train.ray_launch --config configs/train-5b.yaml \\
         --data /shared/OUT --name droplet-5b --storage-path /shared/runs --num-workers 8 --use-gpu
@@ -18,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from .config import TrainConfig, read_train_config
+from .setup import TrainData
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +37,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
     default_extensions_dir()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = TrainConfig.model_validate(loop_config["config"])
-    max_steps = loop_config.get("max_steps") or config.train.max_steps
     ctx = ray.train.get_context()
     rank, world, local_rank = ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank()
     device = ray.train.torch.get_device() if torch.cuda.is_available() else torch.device("cpu")
     work = Path(tempfile.mkdtemp(prefix=f"droplet-train-rank{rank}-"))
-    config.output = str(work)
+    # each rank writes into its own folder; samples at the end are Ray's business (the last checkpoint's pipeline)
+    config = TrainConfig.model_validate(loop_config["config"]).updated(
+        {"output": str(work), "train.validation.at_end": False})
+    data = TrainData(tuple(loop_config["urls"]), loop_config["kind"])
+    max_steps = loop_config.get("max_steps") or config.train.max_steps
     trainer: Trainer | None = None
 
     def report(folder: Path, metrics: dict) -> None:
@@ -49,14 +54,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
         ray.train.report({"step": metrics["step"], "loss": trainer.last_loss},
                          checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
 
-    trainer = Trainer(config, loop_config["urls"], work, DistInfo(rank, world, local_rank, device),
-                      on_checkpoint=report)
+    trainer = Trainer(config, data, work, DistInfo(rank, world, local_rank, device), on_checkpoint=report)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trainer.resume(restore_layout(Path(folder), work / "restore"))
         log.info("rank %d resumed at step %d", rank, trainer.step)
-    config.train.validation.at_end = False
     trainer.fit(max_steps=max_steps, progress=rank == 0)
 
 
@@ -79,10 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = read_train_config(args.config)
-        from .run import resolve_urls
+        from .setup import plan_run
 
-        urls = resolve_urls(args.data or config.data.urls)
+        plan = plan_run(read_train_config(args.config), args.data)
     except ValueError as exc:
         print(f"train.ray_launch: error: {exc}", file=sys.stderr)
         return 2
@@ -95,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "urls": urls, "max_steps": args.max_steps},
+        train_loop_config={"config": plan.config.model_dump(mode="json"), "urls": list(plan.data.urls),
+                           "kind": plan.data.kind, "max_steps": args.max_steps},
         scaling_config=ScalingConfig(num_workers=args.num_workers, use_gpu=args.use_gpu,
                                      resources_per_worker={"CPU": args.cpus_per_worker}),
         run_config=RunConfig(name=args.name, storage_path=storage,
-                             checkpoint_config=CheckpointConfig(num_to_keep=config.train.keep_checkpoints)),
+                             checkpoint_config=CheckpointConfig(num_to_keep=plan.config.train.keep_checkpoints)),
         torch_config=TorchConfig(backend="nccl" if args.use_gpu else "gloo", timeout_s=7200),
     )
     result = trainer.fit()

@@ -17,10 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from model.conditioning import inpaint_conditioning
 from model.flops import PEAK_BF16_TFLOPS, training_flops
 from model.pipeline import DropletVideoPipeline, SampleSettings, write_mp4
-from model.vae import encode_pixels, video_to_pixels
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .components import Components, build_components
@@ -28,10 +26,15 @@ from .config import TrainConfig
 from .data import ClipBatches, Cursor, StreamSpec, iterate_epoch
 from .distributed import DistInfo, init_distributed
 from .ema import ShardedEMA
+from .encode import BatchEncoder
 from .optim import build_engine
+from .setup import TrainData
 
 log = logging.getLogger(__name__)
 
+
+class EmptyEpochError(ValueError):
+    """A whole loader epoch gave no trainable batch: training would loop over empty epochs forever."""
 
 
 @dataclass
@@ -58,8 +61,9 @@ class RunSummary:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, urls: list[str], output: Path, dist_info: DistInfo | None = None,
+    def __init__(self, config: TrainConfig, data: TrainData, output: Path, dist_info: DistInfo | None = None,
                  on_checkpoint: Callable[[Path, dict], None] | None = None) -> None:
+        """`config` is read, never changed; `data` (URLs and kind) comes from `train.setup`."""
         self.config = config
         self.output = Path(output)
         self.dist = dist_info or init_distributed()
@@ -70,9 +74,11 @@ class Trainer:
         self.parts: Components = build_components(config, self.dist.device)
         self.engine = build_engine(config, self.parts.transformer, self.dist, self.output)
         self.dtype = self.engine.module.dtype
-        spec = StreamSpec(urls=urls, frame_counts=config.data.frame_counts, token_budget=config.data.token_budget,
-                          batch_size=config.data.batch_size, seed=cfg.seed, shuffle_buffer=config.data.shuffle_buffer,
-                          resampled=config.data.resampled, precomputed=config.data.precomputed)
+        self.encoder = BatchEncoder(data.kind, self.parts, config, self.dist.device)
+        spec = StreamSpec(urls=list(data.urls), frame_counts=config.data.frame_counts,
+                          token_budget=config.data.token_budget, batch_size=config.data.batch_size, seed=cfg.seed,
+                          shuffle_buffer=config.data.shuffle_buffer, resampled=config.data.resampled,
+                          precomputed=data.kind == "latents")
         if config.data.aspect_ratios:
             spec.aspect_ratios = tuple(config.data.aspect_ratios)
         self.data = ClipBatches(spec, self.dist.rank, self.dist.world_size)
@@ -141,42 +147,13 @@ class Trainer:
     def _rand(self, n: int) -> torch.Tensor:
         return torch.rand(n, generator=self.generator)
 
-    def encode_batch(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(latents [B, F', 16, h, w], text features, pixels or None) for a decoded or precomputed batch."""
-        device = self.dist.device
-        if "latents" in batch:
-            return batch["latents"].to(device).float(), batch["text"].to(device).float(), None
-        pixels = video_to_pixels(batch["video"]).to(device, self.parts.vae.dtype)
-        latents = encode_pixels(self.parts.vae, pixels, sample=self.config.data.latent_sample, generator=self.generator)
-        text = self.parts.text.encode(batch["caption"])
-        return latents.float(), text.float(), pixels
-
-    def conditioning(self, batch: dict, latents: torch.Tensor, pixels: torch.Tensor | None) -> torch.Tensor | None:
-        """Inpaint channels: per sample, image-to-video (first frame given) or text-to-video (both zero)."""
-        if not self.parts.inpaint:
-            return None
-        b, frames = latents.shape[0], (latents.shape[1] - 1) * 4 + 1
-        i2v = self._rand(b) < self.config.train.image_to_video_share
-        mask = torch.ones(b, frames)
-        mask[i2v, 0] = 0
-        if pixels is None:  # precomputed: reference latents of the first-frame mask were stored
-            cond = torch.zeros(b, latents.shape[1], latents.shape[2] + 1, *latents.shape[3:], device=latents.device)
-            if "reference" not in batch:
-                raise ValueError("precomputed shards without reference latents: run `droplet precompute` with the "
-                                 "image-to-video model's config")
-            ref = batch["reference"].to(latents.device)
-            cond[i2v, 0, 0] = self.parts.vae.config.scaling_factor
-            cond[i2v, :, 1:] = ref[i2v].to(cond)
-            return cond
-        return inpaint_conditioning(self.parts.vae, pixels, mask.to(pixels.device), tuple(latents.shape),
-                                    self.config.train.reference_noise_sigma, generator=self.generator)
-
     def micro_step(self, batch: dict) -> tuple[torch.Tensor, int, int]:
         """Forward + backward of one micro-batch and DeepSpeed's step (which applies the optimizer at the
         accumulation boundary). Returns (detached loss, samples, tokens)."""
         cfg, device = self.config.train, self.dist.device
         with torch.no_grad():
-            latents, text, pixels = self.encode_batch(batch)
+            encoded = self.encoder(batch, self.generator)
+            latents, text, cond = encoded.latents, encoded.text, encoded.conditioning
             b = latents.shape[0]
             drop = self._rand(b) < cfg.caption_dropout
             if drop.any():
@@ -190,7 +167,6 @@ class Trainer:
             t_dev = timesteps.to(device)
             noisy = self.parts.scheduler.add_noise(latents, noise, t_dev)
             target = self.parts.scheduler.get_velocity(latents, noise, t_dev)
-            cond = self.conditioning(batch, latents, pixels)
             model_input = noisy if cond is None else torch.cat([noisy, cond.to(noisy)], dim=2)
         pred = self.engine(model_input.to(self.dtype), text.to(self.dtype), t_dev, motion=motion.to(device),
                            return_dict=False)[0]
@@ -224,8 +200,11 @@ class Trainer:
         bar = tqdm(total=max_steps, initial=self.step, desc="train", disable=not (progress and self.is_main))
         self.engine.train()
         pending: list[dict] = []
+        epoch_batches = self.config.data.batches_per_epoch
         while self.step < max_steps:
-            for batch in iterate_epoch(self.data, self.config.data.num_workers, self.config.data.batches_per_epoch):
+            whole_epoch, trainable = not any(self.data.cursor.consumed), False
+            for batch in iterate_epoch(self.data, self.config.data.num_workers, epoch_batches):
+                trainable = True
                 pending.append(batch)
                 if len(pending) < cfg.gradient_accumulation:
                     continue
@@ -243,6 +222,8 @@ class Trainer:
                 if self.step >= max_steps:
                     break
             else:
+                if whole_epoch and not trainable:
+                    raise EmptyEpochError(self._empty_epoch_message(epoch_batches))
                 self.data.cursor.next_epoch()
         bar.close()
         if cfg.validation.at_end and summary.steps:
@@ -253,6 +234,11 @@ class Trainer:
         if self.writer is not None:
             self.writer.flush()
         return summary
+
+    def _empty_epoch_message(self, batches: int) -> str:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.data.skipped.items()))
+        return (f"rank {self.dist.rank}: a whole loader epoch (up to {batches} batches) gave no trainable batch "
+                f"(skipped clips: {skipped or 'see the loader warnings'}); check --data and data.precomputed")
 
     def _peak_flops(self) -> float | None:
         if self.config.train.peak_tflops:
