@@ -2,8 +2,8 @@
 keeps every port on loopback.
 
 Ray 2.60 turns a node address of 127.0.0.1 into the machine's own address unless cluster mode is off
-(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray starts a node): an embedded Ray sets it for itself and
-its workers, so nothing it opens listens beyond 127.0.0.1.
+(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray is first imported): an embedded Ray sets it for itself
+and its workers, even when ray was imported before, so nothing it opens listens beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, runt
         os.environ.setdefault(LOOPBACK_ENV, "0")
     import ray
 
+    if not target and os.environ[LOOPBACK_ENV] == "0":
+        # Ray reads the variable once, when it is first imported: a process that imported ray before this call
+        # (a captioning backend, say) would otherwise still rewrite 127.0.0.1 to the machine's address.
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
     if ray.is_initialized():
         return False
     if target:
