@@ -280,9 +280,7 @@ def test_qa_failure_is_retried_once_with_feedback(captioned, stub, tmp_path):
 # --------------------------------------------------------------------------------------------- vllm
 
 
-def test_vllm_processor_is_built_from_config(ray_head, tmp_path):
-    import ray
-
+def test_vllm_processor_is_built_from_config(ray_client, tmp_path):
     model = tmp_path / "Qwen2.5-VL-7B-Instruct"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"],
@@ -292,8 +290,6 @@ def test_vllm_processor_is_built_from_config(ray_head, tmp_path):
     cfg = CaptionConfig(backend="vllm", vllm=VLLMConfig(model_path=str(model), batch_size=4, tensor_parallel_size=2))
     runtime_env = load_runtime_env(Path(__file__).parents[1] / "configs" / "vllm-runtime-env.yaml")
     assert any("vllm" in p for p in runtime_env["pip"]["packages"])
-    if not ray.is_initialized():
-        ray.init(address=ray_head["address"], logging_level="ERROR")
     processor = build_caption_processor(cfg, str(tmp_path / "clips"), runtime_env)
     stages = list(processor.stages)
     assert stages == ["PrepareMultimodalStage", "ChatTemplateStage", "TokenizeStage", "vLLMEngineStage",
