@@ -139,15 +139,17 @@ def test_a_different_caption_config_is_refused(captioned, tmp_path):
     assert result.returncode == 2 and "different config" in result.stderr
 
 
-def test_grounded_is_fast():
+def test_grounded_captions_of_many_clips_pass_qa():
+    """Every caption of a batch of clips passes QA against its timeline; clips/s is bench/caption_bench.py's."""
     clip = {"clip_id": "x-0-100", "start_s": 0.0, "end_s": 4.0, "brightness": 0.5, "colors": ["#204060"],
             "object_motion_score": 0.0, "camera_timeline": [{"start_s": 0.0, "end_s": 4.0, "label": "zoom_in",
                                                              "speed": 0.05, "confidence": 1.0}]}
-    captioner = GroundedCaptioner()
-    started = time.perf_counter()
-    for i in range(500):
-        captioner.caption({**clip, "clip_id": f"x-{i}-100"})
-    assert 500 / (time.perf_counter() - started) >= 100
+    qa = QAConfig()
+    captioner = GroundedCaptioner(qa.min_words, qa.max_words, min_confidence=qa.min_confidence)
+    captions = [captioner.caption({**clip, "clip_id": f"x-{i}-100"}) for i in range(50)]
+    for text in captions:
+        assert check_caption(text, segments_of(clip), qa.min_words, qa.max_words, qa.min_confidence).passed, text
+        assert mentioned_moves(text) == {"zoom_in"}
 
 
 # --------------------------------------------------------------------------------------------- openai
