@@ -87,6 +87,14 @@ class CaptionConfig(_Section):
     vllm: VLLMConfig = VLLMConfig()
     shards: ShardConfig = ShardConfig()
 
+    def local_paths(self) -> dict[str, dict[str, str]]:
+        """The local folders and files this backend reads (`runtime.paths.require_local_paths` keywords):
+        for vllm its model folder and runtime_env file; grounded and openai read none."""
+        if self.backend != "vllm":
+            return {}
+        return {"folders": {"vllm.model_path": self.vllm.model_path},
+                "files": {"vllm.runtime_env": self.vllm.runtime_env}}
+
 
 CAPTION_YAML_HEADER = """\
 # droplet caption / shard / rewrite-prompt config. Every key is optional: a missing one takes the default shown.

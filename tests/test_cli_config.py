@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import PYTHON, REPO, run_droplet
 
@@ -110,3 +113,55 @@ def test_train_config_defaults_round_trip_and_bad_train_config_exits_2(tmp_path)
     (tmp_path / "bad.yaml").write_text("data:\n  frame_counts: [10]\n")
     bad = run_droplet(["train", "--config", str(tmp_path / "bad.yaml"), "--data", str(tmp_path)])
     assert bad.returncode == 2 and "4k+1" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+MISSING = "/nonexistent/droplet-test-weights"
+
+
+def _missing_path_case(case: str, tmp_path) -> tuple[list[str], str]:
+    """(droplet args, the one stderr line expected) for a command given a local path that is not there."""
+    vllm = tmp_path / "vllm.yaml"
+    vllm.write_text(f"vllm:\n  model_path: {MISSING}\n")
+    train = tmp_path / "train.yaml"
+    train.write_text(f"model:\n  pretrained: {MISSING}\n")
+    out = tmp_path / "out"  # a curated OUT with one kept clip: without the check, captioning would start Ray
+    out.mkdir()
+    pq.write_table(pa.table({"clip_id": ["c-0-100"], "keep": [True]}), out / "clips.parquet")
+    cases = {
+        "caption": (["caption", str(out), "--backend", "vllm", "--config", str(vllm)],
+                    f"vllm.model_path {MISSING}: no such folder"),
+        "rewrite-prompt": (["rewrite-prompt", "a red kite", "--backend", "vllm", "--config", str(vllm)],
+                           f"vllm.model_path {MISSING}: no such folder"),
+        "sample": (["sample", "--checkpoint", MISSING, "--prompt", "x", "--out", str(tmp_path / "x.mp4")],
+                   f"--checkpoint {MISSING}: no such folder"),
+        "train": (["train", "--config", str(train), "--data", str(tmp_path / "no-shards")],
+                  f"model.pretrained {MISSING}: no such folder"),
+        "precompute": (["precompute", "--config", str(train), "--data", str(out), "--output", str(tmp_path / "l")],
+                       f"model.pretrained {MISSING}: no such folder"),
+    }
+    args, line = cases[case]
+    return args, f"droplet {case}: error: {line}"
+
+
+@pytest.mark.parametrize("case", ["caption", "rewrite-prompt", "sample", "train", "precompute"])
+def test_a_missing_local_model_path_exits_2_with_one_line_before_anything_starts(tmp_path, case):
+    """Checked before Ray, torch or a processor starts: without it, `caption`/`rewrite-prompt --backend vllm`
+    started an embedded Ray and a vLLM processor and did not return within 120 s."""
+    args, expected = _missing_path_case(case, tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = run_droplet(args, env=env, timeout=30)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [expected]
+    assert not (tmp_path / "out" / "_work").exists()  # OUT not locked to a config it cannot run
+
+
+def test_require_local_paths_names_every_bad_setting(tmp_path):
+    from runtime.paths import MissingPath, require_local_paths
+
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "env.yaml").write_text("pip: []\n")
+    require_local_paths(folders={"a": str(tmp_path / "weights"), "b": None}, files={"c": str(tmp_path / "env.yaml")})
+    with pytest.raises(MissingPath) as info:
+        require_local_paths(folders={"m": str(tmp_path / "env.yaml"), "n": MISSING}, files={"f": str(tmp_path)})
+    assert str(info.value) == (f"m {tmp_path / 'env.yaml'}: not a folder; n {MISSING}: no such folder; "
+                               f"f {tmp_path}: not a file")

@@ -35,10 +35,13 @@ def test_result_comes_back():
 
 
 def test_hang_becomes_timeout():
-    started = time.time()
+    """A child that would hang for an hour is killed at its 1 s limit (the bound is that limit plus a minute of
+    slack for a loaded machine: this is no speed test)."""
+    started = time.monotonic()
     with pytest.raises(Rejected) as info:
-        run_isolated(_hang, 60, timeout_s=1.0)
-    assert info.value.reason == reasons.TIMEOUT and time.time() - started < 10
+        run_isolated(_hang, 3600, timeout_s=1.0)
+    assert info.value.reason == reasons.TIMEOUT
+    assert time.monotonic() - started < 1.0 + 60
 
 
 @pytest.mark.parametrize("fn", [_crash, _boom])

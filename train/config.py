@@ -23,6 +23,10 @@ class ModelSection(Section):
     compile_blocks: bool = Field(False, description="torch.compile each transformer block")
     vae_tiling: bool = False
 
+    def local_paths(self) -> dict[str, dict[str, str | None]]:
+        """The local folders the model is read from (`runtime.paths.require_local_paths` keywords)."""
+        return {"folders": {"model.pretrained": self.pretrained}}
+
 
 class DataSection(Section):
     urls: list[str] = Field(default_factory=list, description="shard paths/URLs (or --data OUT)")
