@@ -66,11 +66,14 @@ def rewrite(prompt: str, cfg: CaptionConfig) -> tuple[str, str]:
     return _vllm_rewrite(instruction, cfg), f"rewritten by {cfg.vllm.model_path} ({REWRITE_VERSION})"
 
 
-def _vllm_rewrite(instruction: str, cfg: CaptionConfig) -> str:
+def _vllm_rewrite(instruction: str, cfg: CaptionConfig, address: str | None = None) -> str:
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     from captioning.vllm_backend import load_runtime_env
+    from runtime.ray_connect import connect_ray
+
+    connect_ray(address)  # the project's one connection: an embedded Ray stays on loopback
 
     v = cfg.vllm
     config = vLLMEngineProcessorConfig(
