@@ -14,7 +14,9 @@ from conftest import read_table, run_droplet
 from curation.config import CurateConfig, ExtractConfig
 from curation.evaluate import score_cuts
 from curation.extract import ClipSpec, extract_clip
-from curation.stages import analyze_row, probe_row
+from curation.rows import SourceTask, unwrap, wrap
+from curation.stages import analyze_stage, probe_stage
+from curation.store import OutStore
 from curation.transnet import cuts_from_probabilities
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "music_video_cuts.json").read_text())
@@ -90,26 +92,28 @@ def test_cuts_at_the_edges():
     assert cuts_from_probabilities(np.array([]), t) == []
 
 
-def test_the_model_process_keeps_its_rng_and_gives_the_same_cuts_on_every_load(sample_data, truth, ray_client):
+def test_the_model_process_keeps_its_rng_and_gives_the_same_cuts_on_every_load(sample_data, truth, ray_client,
+                                                                                 tmp_path):
     """The pipeline's TransNetV2Stage, built and run inside two fresh Ray actors on the session's head: loading
     the model leaves that process's RNGs and torch flags as they were, and both loads give the same output."""
-    config = CurateConfig.model_validate({"scenes": {"detector": "transnetv2"}}).model_dump(mode="json")
+    config = CurateConfig.model_validate({"scenes": {"detector": "transnetv2"}})
     source = sample_data / "synthetic" / "hd_shots.mp4"
-    row = analyze_row(probe_row({"key": "hd_shots", "source": str(source)}, config), config)
-    assert row["blob"] is not None, row["message"]
-    batch = {"blob": [row["blob"]], "reason": [None], "message": [None]}
+    store = OutStore(tmp_path / "out")
+    store.prepare()
+    row = analyze_stage(probe_stage(wrap(SourceTask("hd_shots", str(source))), config, store), config)
+    assert unwrap(row).failure is None, unwrap(row).failure
 
     @ray_client.remote(num_cpus=1)
     class ModelProcess:  # defined here so Ray ships it by value; everything it uses is imported inside
-        def run(self, config: dict, batch: dict) -> dict:
+        def run(self, config, row: dict) -> dict:  # noqa: ANN001 - a CurateConfig
             import hashlib
             import os
-            import pickle
             import random
 
             import numpy as np
             import torch
 
+            from curation.rows import unwrap
             from curation.stages import TransNetV2Stage
 
             def state() -> tuple:
@@ -123,16 +127,15 @@ def test_the_model_process_keeps_its_rng_and_gives_the_same_cuts_on_every_load(s
             before = state()
             stage = TransNetV2Stage(config)
             loaded = state()
-            out = stage(batch)
-            analysis, cuts = pickle.loads(out["blob"][0])
-            return {"pid": os.getpid(), "before": before, "loaded": loaded, "after": state(), "cuts": cuts,
-                    "reason": out["reason"][0], "cut_score": analysis.features["cut_score"].tobytes()}
+            out = unwrap(stage(row))
+            return {"pid": os.getpid(), "before": before, "loaded": loaded, "after": state(), "cuts": out.cuts,
+                    "failure": out.failure, "cut_score": out.analysis.features["cut_score"].tobytes()}
 
     actors = [ModelProcess.remote() for _ in range(2)]
-    first, second = ray_client.get([a.run.remote(config, batch) for a in actors])
+    first, second = ray_client.get([a.run.remote(config, row) for a in actors])
     assert first["pid"] != second["pid"]
     for result in (first, second):
-        assert result["reason"] is None
+        assert result["failure"] is None
         assert result["before"][0] == 1234 and result["before"] == result["loaded"] == result["after"]
     assert first["cuts"] == second["cuts"] and first["cut_score"] == second["cut_score"]
     expected = next(v["cuts"] for k, v in truth["synthetic"].items() if k.endswith("hd_shots.mp4"))
