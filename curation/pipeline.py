@@ -72,15 +72,17 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
              len(scanned.sources) - len(todo), len(todo))
     if todo:
         probes = _probe_all(todo, store, cfg, address)
+        log.info("probed %d sources and connected to Ray in %.1f s", len(probes), time.time() - started)
         tracker = _CommitTracker(store, len(todo))
         ok = _resolve_duplicates(probes, committed, tracker)
         _analyze_and_extract(ok, store, cfg, tracker)
+        log.info("analysed and extracted %d sources at %.1f s", len(ok), time.time() - started)
         tracker.close()
     tables = store.rebuild_tables()
     summary = summarize(store, len(scanned.sources) - len(todo), time.time() - started)
     summary.skipped_files = skipped
     write_report(store, summary)
-    log.info("tables: %s; report: %s", tables, store.report_path)
+    log.info("tables: %s; report: %s (done at %.1f s)", tables, store.report_path, time.time() - started)
     return summary
 
 

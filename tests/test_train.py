@@ -75,10 +75,10 @@ def one_process_group_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The launcher variables of a one-process group (what `init_distributed` would set, and DeepSpeed reads even
     when the group of an earlier test is still up), set through monkeypatch: undone after each test. So is the
     DeepSpeed op folder that in-process training sets."""
-    from conftest import free_port
+    from conftest import free_ports
 
     for name, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-                        "MASTER_PORT": str(free_port())}.items():
+                        "MASTER_PORT": str(free_ports(1)[0])}.items():
         monkeypatch.setenv(name, value)
     if "TORCH_EXTENSIONS_DIR" not in os.environ:
         monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "")  # records "unset" for the undo
