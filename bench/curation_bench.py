@@ -248,17 +248,17 @@ print(json.dumps({"seconds": time.perf_counter() - started, "frames": index, "en
 """
 
 
-def transcode_floor(kept: dict[str, list[list[int]]]) -> dict:
+def transcode_floor(kept: dict[str, list[list[int]]], at_once: int) -> dict:
     """The physical floor of curate's work on the same sources: one decode of every frame plus one x264 encode
     (veryfast, a keyframe every second, x264's own threads) of every frame curate kept, by PyAV in one process
-    per source (decode threads on auto), as many processes at once as there are CPUs."""
+    per source (decode threads on auto), `at_once` processes at a time."""
     work = Path(tempfile.mkdtemp(prefix="bench-floor-"))
     started = time.perf_counter()
     waiting = list(kept.items())
     running: list[subprocess.Popen] = []
     results = []
     while waiting or running:
-        while waiting and len(running) < (os.cpu_count() or 1):
+        while waiting and len(running) < at_once:
             path, ranges = waiting.pop(0)
             running.append(subprocess.Popen([sys.executable, "-c", FLOOR, path, json.dumps(ranges),
                                              str(work / f"{len(results) + len(running)}.mp4")],
@@ -311,12 +311,16 @@ def curate(paths: list[Path], seconds: float) -> dict:
 def against_floor(name: str, paths: list[Path], seconds: float) -> dict:
     """curate and its transcode floor on the same sources, one after the other."""
     run = curate(paths, seconds)
-    floor = transcode_floor(run["kept_ranges"])
-    ratio = run["wall_s"] / floor["wall_s"]
-    print(f"{name}: curate {run['wall_s']:.1f} s, floor {floor['wall_s']:.1f} s (decode {floor['frames']} frames, "
-          f"encode {floor['encoded']}) -> {ratio:.2f}x the floor; CPUs busy {run['cpu_busy']:.0%} over the run, "
-          f"{run['cpu_busy_extracting']:.0%} while clips were written", flush=True)
-    return {"curate": {k: v for k, v in run.items() if k != "kept_ranges"}, "floor": floor, "ratio": ratio}
+    serial = transcode_floor(run["kept_ranges"], at_once=1)
+    parallel = transcode_floor(run["kept_ranges"], at_once=os.cpu_count() or 1)
+    print(f"{name}: curate {run['wall_s']:.1f} s; floor (decode {serial['frames']} frames, encode "
+          f"{serial['encoded']}) {serial['wall_s']:.1f} s one source at a time, {parallel['wall_s']:.1f} s one per "
+          f"CPU -> curate = {run['wall_s'] / serial['wall_s']:.2f}x / {run['wall_s'] / parallel['wall_s']:.2f}x the "
+          f"floor; CPUs busy {run['cpu_busy']:.0%} over the run, {run['cpu_busy_extracting']:.0%} from the first "
+          "clip file on", flush=True)
+    return {"curate": {k: v for k, v in run.items() if k != "kept_ranges"}, "floor_serial": serial,
+            "floor_parallel": parallel, "ratio_serial": run["wall_s"] / serial["wall_s"],
+            "ratio_parallel": run["wall_s"] / parallel["wall_s"]}
 
 
 def batch_inputs(total_s: float, count: int) -> list[Path]:

@@ -42,9 +42,9 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, runt
     if target:
         ray.init(address=target, runtime_env=runtime_env, log_to_driver=log_to_driver,
                  logging_level=logging.WARNING)
-    else:  # "local": never attach to whatever /tmp/ray/ray_current_cluster names (a stale head, say)
-        env = dict(runtime_env or {})
-        env["env_vars"] = {LOOPBACK_ENV: "0", **env.get("env_vars", {})}
+    else:  # "local": never attach to whatever /tmp/ray/ray_current_cluster names (a stale head, say).
+        # Ray's processes inherit LOOPBACK_ENV from this one; a job-level runtime_env only for what was asked
+        # (one would make every worker wait for the runtime-env agent).
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address=LOOPBACK,
-                 runtime_env=env, log_to_driver=log_to_driver, logging_level=logging.WARNING)
+                 runtime_env=runtime_env, log_to_driver=log_to_driver, logging_level=logging.WARNING)
     return True
