@@ -1,4 +1,5 @@
-"""Awkward but valid inputs: variable frame rate, a display-rotated file, an odd file name, a damaged tail."""
+"""Awkward but valid inputs: variable frame rate, a display-rotated file, an odd file name, a damaged tail, a
+1920x1080 source (clips are scaled down to the 720 short side)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,16 @@ def _write_odd_name(path: Path) -> dict[str, Any]:
             "camera_motion": "pan_left", "screen_motion": {"dx": 3.0, "dy": 0.0}, "expect_kept_clips_min": 1}
 
 
+def _write_full_hd(path: Path) -> dict[str, Any]:
+    n = 70  # one clip after trimming: the downscale to the 720 short side is what it is here for
+    with H264Writer(path, 1920, 1080) as writer:
+        for frame in camera_frames("pan_right", n, 9.0, 705, 1920, 1080):
+            writer.write(frame)
+    return {"status": "ok", "num_frames": n, "fps": FPS, "width": 1920, "height": 1080, "clip_width": 1280,
+            "clip_height": 720, "camera_motion": "pan_right", "screen_motion": {"dx": -9.0, "dy": 0.0},
+            "expect_kept_clips_min": 1}
+
+
 def count_decodable_frames(path: Path) -> int:
     """How many video frames PyAV decodes before the file ends or breaks."""
     count = 0
@@ -105,4 +116,5 @@ def write_awkward(out_dir: Path) -> dict[str, dict[str, Any]]:
         "awkward/rotated_90.mp4": _write_rotated(folder / "rotated_90.mp4"),
         f"awkward/{ODD_NAME}": _write_odd_name(folder / ODD_NAME),
         "awkward/damaged_prefix.mp4": _write_damaged_prefix(folder / "damaged_prefix.mp4"),
+        "awkward/full_hd.mp4": _write_full_hd(folder / "full_hd.mp4"),
     }
