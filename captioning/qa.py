@@ -1,4 +1,4 @@
-"""Caption QA: length, and the camera sentences against the measured timeline (SPEC: Captions).
+"""Caption QA: length, and the camera sentences against the measured timeline (data contract: Captions).
 
 Camera moves are found with patterns ("pans slowly to the left", "tilts upward", "zooms out", "rolls
 counter-clockwise", ...). A caption fails when it names a move whose opposite the timeline measured with

@@ -1,4 +1,4 @@
-"""Camera-motion timeline: per-frame camera motion -> labelled segments (SPEC labels).
+"""Camera-motion timeline: per-frame camera motion -> labelled segments (the data contract's labels).
 
 Speeds are in frame widths per second: pan and tilt move the frame centre that fast; zoom and roll move
 a frame corner (0.57 widths from the centre in 16:9) that fast. One unit makes the thresholds comparable

@@ -1,5 +1,5 @@
 """From scenes to clips: trim transition frames, cut out fades and dissolves, enforce lengths, label and
-score each clip, and decide keep / reject (SPEC `clips.parquet`)."""
+score each clip, and decide keep / reject (data contract: `clips.parquet`)."""
 
 from __future__ import annotations
 

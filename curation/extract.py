@@ -1,4 +1,4 @@
-"""Frame-accurate clip extraction with PyAV (SPEC: H.264 yuv420p mp4, CFR, rotation applied, a keyframe
+"""Frame-accurate clip extraction with PyAV (data contract: H.264 yuv420p mp4, CFR, rotation applied, a keyframe
 about every second, no audio, short side capped, never upscaled).
 
 One seek to the keyframe before the clip, then decoding forward; output frame k shows the source frame on

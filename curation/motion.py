@@ -2,7 +2,7 @@
 
 Dense DIS flow (OpenCV) on the flow-size luma; a similarity transform (scale, rotation, translation) fitted
 to it with RANSAC is the camera; what is left is object motion. Signs are the camera's point of view
-(SPEC): `pan` > 0 turns right (the scene moves left), `tilt` > 0 points up (the scene moves down),
+(data contract): `pan` > 0 turns right (the scene moves left), `tilt` > 0 points up (the scene moves down),
 `zoom` > 0 zooms in (the scene grows), `roll` > 0 rolls clockwise (the scene turns counter-clockwise).
 Units do not depend on resolution: pan and tilt in frame widths, zoom in log-scale, roll in degrees, all
 per frame; the caller multiplies by the frame rate.

@@ -116,7 +116,7 @@ def _rate(stamps: np.ndarray, time_base: float, count: int, nominal: float) -> t
 
 
 def probe_source(uri: str, config: CurateConfig) -> ProbeInfo:
-    """Hash and probe `uri`; raises `Rejected` with a SPEC reason when it is unusable."""
+    """Hash and probe `uri`; raises `Rejected` with a reason when it is unusable."""
     source_id, size = hash_source(uri)
     if size == 0:
         raise Rejected(reasons.EMPTY_FILE, "the file is empty (0 bytes)")

@@ -1,4 +1,4 @@
-"""Reason codes (SPEC) and the exception that carries one."""
+"""Reason codes (docs/data-contract.md) and the exception that carries one."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ ALL = (
 
 
 class Rejected(Exception):
-    """A source or clip is unusable; `reason` is a SPEC reason code, the message says why."""
+    """A source or clip is unusable; `reason` is a reason code, the message says why."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(f"{reason}: {message}")

@@ -32,7 +32,7 @@ def unwrap(row: dict[str, Any]) -> Any:
 
 @dataclass
 class Failure:
-    """Why a source or clip was rejected (a SPEC reason code and a message)."""
+    """Why a source or clip was rejected (a reason code and a message)."""
 
     reason: str
     message: str

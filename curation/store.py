@@ -1,5 +1,5 @@
 """The OUT folder: its config lock, the per-source commit files a run writes as it goes (what resume
-reads), and the parquet tables derived from them (SPEC: OUT layout)."""
+reads), and the parquet tables derived from them (data contract: OUT layout)."""
 
 from __future__ import annotations
 

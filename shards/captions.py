@@ -1,4 +1,4 @@
-"""Caption rows (SPEC: `captions.parquet`): their schema and which row of a clip counts."""
+"""Caption rows (data contract: `captions.parquet`): their schema and which row of a clip counts."""
 
 from __future__ import annotations
 

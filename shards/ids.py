@@ -1,4 +1,4 @@
-"""Stable identifiers of the dataset contract: source ids and clip ids (SPEC: OUT layout)."""
+"""Stable identifiers of the dataset contract: source ids and clip ids (data contract: OUT layout)."""
 
 from __future__ import annotations
 

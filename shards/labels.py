@@ -1,4 +1,4 @@
-"""Camera-motion labels (SPEC: camera-motion labels), from the camera's point of view, and their opposites.
+"""Camera-motion labels (data contract: camera-motion labels), from the camera's point of view, and their opposites.
 
 The one declaration of the vocabulary: curation writes these labels, captioning words them, QA checks a
 caption against them, shards and training read them.

@@ -1,4 +1,4 @@
-"""The OUT folder's paths (SPEC: OUT layout): the one place that names them."""
+"""The OUT folder's paths (data contract: OUT layout): the one place that names them."""
 
 from __future__ import annotations
 

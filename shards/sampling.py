@@ -1,4 +1,4 @@
-"""Adaptive equalization sampling and motion intensity M: the one function of SPEC, in integers."""
+"""Adaptive equalization sampling and motion intensity M: the data contract's one function, in integers."""
 
 from __future__ import annotations
 

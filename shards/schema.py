@@ -1,4 +1,4 @@
-"""The parquet schemas of OUT (SPEC: OUT layout): sources, scenes, clips (the columns shards carry into
+"""The parquet schemas of OUT (data contract: OUT layout): sources, scenes, clips (the columns shards carry into
 training) and captions."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One segment of a clip's camera timeline (SPEC: `camera_timeline`), in Python and in Arrow."""
+"""One segment of a clip's camera timeline (data contract: `camera_timeline`), in Python and in Arrow."""
 
 from __future__ import annotations
 

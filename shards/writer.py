@@ -1,4 +1,4 @@
-"""WebDataset shard writer (SPEC: Shards): append-only, reproducible, resumable after a kill.
+"""WebDataset shard writer (data contract: Shards): append-only, reproducible, resumable after a kill.
 
 `write_shards(OUT)` writes the captioned (by default QA-passed) kept clips that are in no shard yet, in
 `clip_id` order, into `OUT/shards/shard-%06d.tar`, numbering on from the existing shards. A sample is

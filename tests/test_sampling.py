@@ -1,4 +1,4 @@
-"""SPEC's frame sampling and motion intensity M, exact for known clip lengths."""
+"""The data contract's frame sampling and motion intensity M, exact for known clip lengths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shard writer and reader (SPEC: Shards) on a small hand-made OUT: round trip through our reader, plain tarfile
+"""Shard writer and reader (data contract: shards) on a small hand-made OUT: round trip through our reader, tarfile
 and WebDataset; shard sizes; a kill mid-run and after a rename; append-only re-runs; byte-identical output."""
 
 from __future__ import annotations

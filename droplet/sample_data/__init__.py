@@ -27,7 +27,7 @@ TRUTH_VERSION = 1
 NOTES = {
     "frames": "frame indices are 0-based in decode order; end_frame and span ends are exclusive",
     "cuts": "each cut is the index of the first frame of the new shot (hard cut, no transition)",
-    "labels": "SPEC camera labels, from the camera's point of view (pan_right: the scene moves left)",
+    "labels": "camera labels (docs/data-contract.md), camera's point of view (pan_right: the scene moves left)",
     "screen_motion": "exact per-frame motion of the scene on screen: dx right+, dy down+ (px), "
                      "scale (>1 grows), rotation_ccw_deg (counter-clockwise as a viewer sees it)",
     "rotation": "awkward/rotated_90.mp4 stores 360x640 frames with a display matrix of -90 (PyAV "

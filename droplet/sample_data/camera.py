@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Per-frame rates of the two speeds (SPEC conventions; pan/tilt in output px, zoom in %, roll in degrees).
+# Per-frame rates of the two speeds (data-contract conventions; pan/tilt in output px, zoom in %, roll in degrees).
 RATES: dict[str, dict[str, float]] = {
     "pan": {"slow": 1.5, "fast": 6.0},
     "tilt": {"slow": 1.0, "fast": 4.0},
@@ -40,7 +40,7 @@ class Pose:
 
 
 def move_poses(label: str, n: int, rate: float, *, base_scale: float = 1.0) -> list[Pose]:
-    """Poses for ``n`` frames of one camera move (label from SPEC, rate per frame), centred on (0, 0)."""
+    """Poses for ``n`` frames of one camera move (data-contract label, rate per frame), centred on (0, 0)."""
     idx = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
     poses = []
     for t in idx:

@@ -21,7 +21,7 @@ DISSOLVE, DISSOLVE_HOLD = 40, 25
 
 @dataclass(frozen=True)
 class Shot:
-    """One shot of a synthetic video; ``label`` is the SPEC camera label the shot should get."""
+    """One shot of a synthetic video; ``label`` is the camera label the shot should get."""
 
     kind: str  # camera | short | flash | reframe | static | object | shaky | fade | dissolve
     label: str
@@ -55,7 +55,7 @@ def render_poses(poses: list[Pose], style: str, seed: int, width: int, height: i
 
 def camera_frames(label: str, frames: int, rate: float, seed: int, width: int, height: int,
                   style: str = "procedural") -> Iterator[np.ndarray]:
-    """Frames of one standard camera move (SPEC label, per-frame rate)."""
+    """Frames of one standard camera move (data-contract label, per-frame rate)."""
     return render_poses(move_poses(label, frames, rate), style, seed, width, height)
 
 
