@@ -78,12 +78,12 @@ def make_backend(cfg: CaptionConfig, out: Path, address: str | None):
     if cfg.backend == "grounded":
         return GroundedBackend(cfg)
     if cfg.backend == "openai":
-        return OpenAIBackend(cfg, out / "clips")
+        return OpenAIBackend(cfg, OutLayout(out).clips_dir)
     from captioning.vllm_backend import load_runtime_env
     from runtime.ray_connect import connect_ray
 
     connect_ray(address)
-    return VLLMBackend(cfg, out / "clips", load_runtime_env(cfg.vllm.runtime_env))
+    return VLLMBackend(cfg, OutLayout(out).clips_dir, load_runtime_env(cfg.vllm.runtime_env))
 
 
 def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, shard: bool = True) -> CaptionSummary:

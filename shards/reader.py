@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from shards.index import shard_number
+from shards.layout import OutLayout
 
 PathOrUrl = str | os.PathLike
 
@@ -44,8 +45,8 @@ def shard_urls(out_or_shards: PathOrUrl) -> list[str]:
         found = _sorted_shards(fs.ls(root, detail=False))
         return [fs.unstrip_protocol(p) for p in found]
     root = _local(out_or_shards)
-    if (root / "shards").is_dir():
-        root = root / "shards"
+    if OutLayout(root).shards_dir.is_dir():
+        root = OutLayout(root).shards_dir
     if root.is_file():
         return [str(root)]
     return [str(root / n) for n in _sorted_shards(p.name for p in root.iterdir())]

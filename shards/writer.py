@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from shards.captions import is_captioned, latest_captions
 from shards.index import IndexState, ShardEntry, index_row, load_state, save_state, shard_name
+from shards.layout import OutLayout
 from shards.tario import TarWriter, closed_size, sample_bytes
 
 CAPTION_METADATA = ("backend", "model", "prompt_version", "words", "qa_passed", "qa_reason")
@@ -71,11 +72,12 @@ class Candidate:
 
 def select(out: Path, sharded: set[str], qa_passed_only: bool) -> tuple[list[Candidate], dict[str, int]]:
     """Kept clips in no shard yet that can be written, in clip_id order, and counts of the others."""
-    clips_path = out / "clips.parquet"
+    layout = OutLayout(out)
+    clips_path = layout.clips_parquet
     if not clips_path.exists():
         raise FileNotFoundError(f"{clips_path} not found: run `droplet curate` first")
     clips = {c["clip_id"]: c for c in pq.read_table(clips_path).to_pylist()}  # a repeated id: the last row
-    captions_path = out / "captions.parquet"
+    captions_path = layout.captions_parquet
     captions = latest_captions(pq.read_table(captions_path)) if captions_path.exists() else {}
     counts = dict.fromkeys(("not_kept", "already_sharded", *SKIP_REASONS), 0)
     chosen = []
@@ -93,7 +95,7 @@ def select(out: Path, sharded: set[str], qa_passed_only: bool) -> tuple[list[Can
         else:
             if "." in cid or "/" in cid:
                 raise ValueError(f"clip_id {cid!r} cannot be a WebDataset key (no '.' or '/')")
-            path = out / "clips" / f"{cid}.mp4"
+            path = layout.clip_file(cid)
             try:
                 size = path.stat().st_size
             except OSError:
@@ -160,7 +162,7 @@ def write_shards(out_dir: str | os.PathLike, *, target_bytes: int = 1_000_000_00
     if target_bytes <= 0:
         raise ValueError("target_bytes must be positive")
     out = Path(out_dir)
-    shards_dir = out / "shards"
+    shards_dir = OutLayout(out).shards_dir
     shards_dir.mkdir(parents=True, exist_ok=True)
     with _locked(shards_dir):
         removed = sorted(p.name for p in shards_dir.glob("*.tmp"))  # a killed run's tar, index or manifest
