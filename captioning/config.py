@@ -87,13 +87,14 @@ class CaptionConfig(_Section):
     vllm: VLLMConfig = VLLMConfig()
     shards: ShardConfig = ShardConfig()
 
-    def local_paths(self) -> dict[str, dict[str, str]]:
+    def local_paths(self, on_cluster: bool = False) -> dict[str, dict[str, str]]:
         """The local folders and files this backend reads (`runtime.paths.require_local_paths` keywords):
-        for vllm its model folder and runtime_env file; grounded and openai read none."""
+        for vllm its runtime_env file (read here) and its model folder (read by the workers: on a cluster it may
+        live on storage only they see, so it is not checked here); grounded and openai read none."""
         if self.backend != "vllm":
             return {}
-        return {"folders": {"vllm.model_path": self.vllm.model_path},
-                "files": {"vllm.runtime_env": self.vllm.runtime_env}}
+        folders = {} if on_cluster else {"vllm.model_path": self.vllm.model_path}
+        return {"folders": folders, "files": {"vllm.runtime_env": self.vllm.runtime_env}}
 
 
 CAPTION_YAML_HEADER = """\

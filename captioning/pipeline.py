@@ -91,8 +91,9 @@ def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, sh
     paths are checked first (`runtime.paths.MissingPath`, a ValueError): before Ray starts or OUT is locked."""
     from captioning.runner import caption_batch
     from runtime.paths import require_local_paths
+    from runtime.ray_connect import ray_target
 
-    require_local_paths(**cfg.local_paths())
+    require_local_paths(**cfg.local_paths(on_cluster=ray_target(address) is not None))
     started = time.time()
     out = Path(out_dir)
     clips_path = OutLayout(out).clips_parquet

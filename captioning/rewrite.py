@@ -44,10 +44,11 @@ def rewrite(prompt: str, cfg: CaptionConfig) -> tuple[str, str]:
     """(rewritten prompt, a note on how it was made). ValueError for an empty prompt, or a backend whose local
     paths are missing (checked before Ray or a processor starts)."""
     from runtime.paths import require_local_paths
+    from runtime.ray_connect import ray_target
 
     if not prompt.strip():
         raise ValueError("the prompt is empty")
-    require_local_paths(**cfg.local_paths())
+    require_local_paths(**cfg.local_paths(on_cluster=ray_target(None) is not None))
     if cfg.backend == "grounded":
         return grounded_rewrite(prompt, cfg.qa.min_words), (
             "grounded mode: expanded with templates (no language model); use --backend openai or vllm for a "

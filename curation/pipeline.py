@@ -39,13 +39,18 @@ def connect_ray(cfg: CurateConfig, address: str | None) -> None:
     """Attach to `address` / RAY_ADDRESS / the config's, or start an embedded Ray on loopback; set up Ray Data."""
     from runtime.ray_connect import connect_ray as connect
 
-    connect(address or cfg.ray.address, num_cpus=cfg.ray.num_cpus)
+    connect(_ray_address(cfg, address), num_cpus=cfg.ray.num_cpus)
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = cfg.ray.progress_bars
     ctx.enable_operator_progress_bars = cfg.ray.progress_bars
     ctx.execution_options.preserve_order = False
+
+
+def _ray_address(cfg: CurateConfig, address: str | None) -> str | None:
+    """`--address`, else RAY_ADDRESS, else the config's `ray.address`; None: an embedded Ray."""
+    return ray_target(address) or cfg.ray.address
 
 
 def _dataset(items: list):
@@ -118,19 +123,22 @@ def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, addre
     for task in todo:
         cached = store.load_probe(task.key)
         (probes.append(cached) if cached is not None else missing.append(task))
-    if not missing or ray_target(address or cfg.ray.address):
+    on_cluster = _ray_address(cfg, address) is not None
+    if not missing or on_cluster:
         connect_ray(cfg, address)
-    if missing and ray_target(address or cfg.ray.address):
+    if missing and on_cluster:
         ds = _dataset(missing).map(probe_stage, fn_kwargs={"cfg": cfg, "store": store}, num_cpus=1)
         for row in tqdm(ds.iter_rows(), total=len(missing), desc="probe", unit="src"):
             probes.append(unwrap(row))
     elif missing:
-        workers = cfg.ray.num_cpus or os.cpu_count() or 1
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=cfg.ray.num_cpus or len(os.sched_getaffinity(0)))
+        try:
             running = [pool.submit(probe_stage, wrap(task), cfg, store) for task in missing]
             connect_ray(cfg, address)
             for future in tqdm(running, desc="probe", unit="src"):
                 probes.append(unwrap(future.result()))
+        finally:  # on Ctrl-C: the probes in flight finish (and are journaled), the rest never start
+            pool.shutdown(wait=True, cancel_futures=True)
     return probes
 
 
@@ -163,12 +171,11 @@ def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tr
         if plan is None:
             fresh.append(probe)
         else:
-            tracker.resume(plan)
             resumed.extend(unwrap(r) for r in clip_plans(plan, store))
     stores = {"cfg": cfg, "store": store}
     extract_args = {"num_cpus": 1, "memory": cfg.extract.task_memory_mb * 2**20}
     if resumed:
-        log.info("resuming %d planned sources", len(tracker.plans))
+        log.info("resuming %d planned sources", sum(isinstance(r, SourcePlan) for r in resumed))
         for row in _dataset(resumed).map(extract_stage, fn_kwargs=stores, **extract_args).iter_rows():
             tracker.add(unwrap(row))
     if fresh:
@@ -194,21 +201,13 @@ class _CommitTracker:
         self.plans: dict[str, SourcePlan] = {}
         self.results: dict[str, dict[str, ClipResult]] = defaultdict(dict)
 
-    def resume(self, plan: SourcePlan) -> None:
-        """A planned source of a killed run: the clips it wrote count as arrived."""
-        self.plans[plan.key] = plan
-        for cid in plan.extract:
-            result = self.store.clip_result(plan.key, cid)
-            if result is not None:
-                self.results[plan.key][cid] = result
-        self._maybe_commit(plan.key)
-
     def add(self, item: SourcePlan | ClipResult) -> None:
         if isinstance(item, SourcePlan):
             if item.failure is not None:
                 self.reject(item.key, item.source, item.failure, item.info)
                 return
             self.plans[item.key] = item
+            self.results[item.key].update(item.done)
         else:
             self.results[item.key][item.clip_id] = item
         self._maybe_commit(item.key)
@@ -228,7 +227,12 @@ class _CommitTracker:
         self.bar.update(1)
 
     def close(self) -> None:
+        """End of the run: every source that reached the driver is committed (else say which are not)."""
         self.bar.close()
+        for key, plan in self.plans.items():
+            missing = sorted(set(plan.extract) - set(self.results[key]))
+            log.error("%s not committed: no result for %d clip(s) (%s); a re-run resumes it", plan.source,
+                      len(missing), ", ".join(missing[:3]))
 
 
 def source_commit(plan: SourcePlan, results: dict[str, ClipResult]) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 import traceback
@@ -41,6 +42,9 @@ def _watch_caller(caller_pid: int) -> None:
 
 
 def _child(conn, caller_pid: int, fn: Callable, args: tuple, kwargs: dict) -> None:
+    # A Ctrl-C in the terminal is for the caller: a child that took it would report its source as a decode error
+    # (and that would be journaled). The caller ends its children itself (the watchdog, or kill at the limit).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_caller, args=(caller_pid,), daemon=True).start()
     try:
         message = ("ok", fn(*args, **kwargs))

@@ -74,6 +74,7 @@ def analyze_stage(row: dict, cfg: CurateConfig) -> dict:
         keep_thumbs = cfg.scenes.detector == "transnetv2"
         blob = run_isolated(_analyze_in_child, probe.source, cfg, keep_thumbs, probe.info["fps"], timeout_s=limit)
         result.analysis, result.cuts = pickle.loads(blob)
+        del blob  # the row is pickled again on return: hold the analysis once, not twice
     except Exception as exc:  # noqa: BLE001
         result.failure = failure_of(exc)
     return wrap(result)
@@ -134,11 +135,13 @@ def plan_stage(row: dict, cfg: CurateConfig, store: OutStore) -> list[dict]:
 
 
 def clip_plans(plan: SourcePlan, store: OutStore) -> list[dict]:
-    """The plan's rows: the SourcePlan (its `to_write` set to the kept clips not written yet), then a ClipPlan
-    for each of those clips."""
+    """The plan's rows: the SourcePlan (carrying the results of kept clips the journal holds already, and the
+    ids of those still to write), then a ClipPlan for each clip still to write."""
     from curation.extract import ClipSpec
 
-    plan.to_write = [cid for cid in plan.extract if store.clip_result(plan.key, cid) is None]
+    journaled = {cid: store.clip_result(plan.key, cid) for cid in plan.extract}
+    plan.done = {cid: result for cid, result in journaled.items() if result is not None}
+    plan.to_write = [cid for cid in plan.extract if cid not in plan.done]
     rows = [wrap(plan)]
     for cid in plan.to_write:
         spec = ClipSpec(source=plan.source, fps=plan.info["fps"], rotation=plan.info["rotation"],

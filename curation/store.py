@@ -42,7 +42,7 @@ class OutStore:
         for d in (self.root, self.clips_dir, self.work / "probes", self.work / "plans", self.work / "clips",
                   self.work / "sources"):
             d.mkdir(parents=True, exist_ok=True)
-        for leftover in [*self.clips_dir.glob("*.tmp-*"), *self.work.glob("*/.*.tmp-*")]:
+        for leftover in [*self.clips_dir.glob("*.tmp-*"), *self.work.glob("*/.*.tmp-*"), *self.root.glob(".*.tmp-*")]:
             leftover.unlink(missing_ok=True)
 
     def lock_config(self, fingerprint: dict, full: dict) -> None:

@@ -67,3 +67,12 @@ def test_captioning_connects_through_the_loopback_connection(monkeypatch, tmp_pa
     with pytest.raises(Connected):
         make_backend(cfg, tmp_path, None)
     assert calls == [None]
+
+
+def test_on_a_cluster_the_model_folder_is_not_checked_on_the_driver(tmp_path):
+    from captioning.config import CaptionConfig
+
+    cfg = CaptionConfig.model_validate({"backend": "vllm", "vllm": {"model_path": "/cluster/models/qwen"}})
+    assert cfg.local_paths()["folders"] == {"vllm.model_path": "/cluster/models/qwen"}
+    assert cfg.local_paths(on_cluster=True)["folders"] == {}  # the workers read it, from storage they see
+    assert "vllm.runtime_env" in cfg.local_paths(on_cluster=True)["files"]  # read here, to start the workers
