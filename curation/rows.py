@@ -75,7 +75,6 @@ class SourcePlan(SourceTask):
     scenes: list[dict] = field(default_factory=list)
     clips: list[dict] = field(default_factory=list)
     extract: dict[str, dict] = field(default_factory=dict)  # kept clip id -> its ClipSpec fields from the source
-    to_write: list[str] = field(default_factory=list)  # clip ids still to extract (not journaled)
     done: dict[str, ClipResult] = field(default_factory=dict)  # clips a killed run wrote already (not journaled)
     failure: Failure | None = None
 

@@ -135,15 +135,14 @@ def plan_stage(row: dict, cfg: CurateConfig, store: OutStore) -> list[dict]:
 
 
 def clip_plans(plan: SourcePlan, store: OutStore) -> list[dict]:
-    """The plan's rows: the SourcePlan (carrying the results of kept clips the journal holds already, and the
-    ids of those still to write), then a ClipPlan for each clip still to write."""
+    """The plan's rows: the SourcePlan (carrying the results of kept clips the journal holds already), then a
+    ClipPlan for each kept clip still to write."""
     from curation.extract import ClipSpec
 
     journaled = {cid: store.clip_result(plan.key, cid) for cid in plan.extract}
     plan.done = {cid: result for cid, result in journaled.items() if result is not None}
-    plan.to_write = [cid for cid in plan.extract if cid not in plan.done]
     rows = [wrap(plan)]
-    for cid in plan.to_write:
+    for cid in (c for c in plan.extract if c not in plan.done):
         spec = ClipSpec(source=plan.source, fps=plan.info["fps"], rotation=plan.info["rotation"],
                         out_path=str(store.clip_file(cid)), **plan.extract[cid])
         rows.append(wrap(ClipPlan(plan.key, cid, spec)))
