@@ -274,8 +274,9 @@ def transcode_floor(kept: dict[str, list[list[int]]], at_once: int) -> dict:
             "encoded": sum(r["encoded"] for r in results)}
 
 
-def curate(paths: list[Path], seconds: float) -> dict:
-    """`droplet curate` on a folder of `paths` with an embedded Ray: wall time, realtime factor, peak memory,
+def curate(paths: list[Path], seconds: float, executor: str = "auto") -> dict:
+    """`droplet curate` on a folder of `paths` on this machine (`executor`: auto = the local executor; ray = an
+    embedded Ray): wall time, realtime factor, peak memory,
     mean CPU use over the run and during clip extraction, and the kept frame ranges of each source."""
     work = Path(tempfile.mkdtemp(prefix="bench-curate-"))
     (work / "in").mkdir()
@@ -285,8 +286,8 @@ def curate(paths: list[Path], seconds: float) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "droplet", "curate", str(work / "in"), str(work / "out"),
-                             "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                             "--no-progress", "--executor", executor], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     memory = PeakMemory(proc.pid, work / "out" / "clips")
     output = proc.communicate()[0]
     memory.stop()
@@ -308,8 +309,9 @@ def curate(paths: list[Path], seconds: float) -> dict:
             "kept_ranges": {p: kept.get(str(p), []) for p in map(str, paths)}}
 
 
-def against_floor(name: str, paths: list[Path], seconds: float) -> dict:
-    """curate and its transcode floor on the same sources, one after the other."""
+def against_floor(name: str, paths: list[Path], seconds: float, with_ray: bool) -> dict:
+    """curate (the local executor, and with `with_ray` Ray Data on an embedded Ray) and its transcode floor on
+    the same sources, one after the other."""
     run = curate(paths, seconds)
     serial = transcode_floor(run["kept_ranges"], at_once=1)
     parallel = transcode_floor(run["kept_ranges"], at_once=os.cpu_count() or 1)
@@ -318,9 +320,17 @@ def against_floor(name: str, paths: list[Path], seconds: float) -> dict:
           f"CPU -> curate = {run['wall_s'] / serial['wall_s']:.2f}x / {run['wall_s'] / parallel['wall_s']:.2f}x the "
           f"floor; CPUs busy {run['cpu_busy']:.0%} over the run, {run['cpu_busy_extracting']:.0%} from the first "
           "clip file on", flush=True)
-    return {"curate": {k: v for k, v in run.items() if k != "kept_ranges"}, "floor_serial": serial,
-            "floor_parallel": parallel, "ratio_serial": run["wall_s"] / serial["wall_s"],
-            "ratio_parallel": run["wall_s"] / parallel["wall_s"]}
+    report = {"curate": {k: v for k, v in run.items() if k != "kept_ranges"}, "floor_serial": serial,
+              "floor_parallel": parallel, "ratio_serial": run["wall_s"] / serial["wall_s"],
+              "ratio_parallel": run["wall_s"] / parallel["wall_s"]}
+    if with_ray:
+        on_ray = curate(paths, seconds, executor="ray")
+        assert on_ray["kept_ranges"] == run["kept_ranges"], "the executors kept different frames"
+        print(f"  the same with Ray Data (embedded Ray): {on_ray['wall_s']:.1f} s = "
+              f"{on_ray['wall_s'] / serial['wall_s']:.2f}x the floor; CPUs busy {on_ray['cpu_busy']:.0%}", flush=True)
+        report["curate_ray"] = {k: v for k, v in on_ray.items() if k != "kept_ranges"}
+        report["ratio_serial_ray"] = on_ray["wall_s"] / serial["wall_s"]
+    return report
 
 
 def batch_inputs(total_s: float, count: int) -> list[Path]:
@@ -354,13 +364,14 @@ def main() -> None:
     parser.add_argument("--skip-long", action="store_true", help="skip the 10-minute run")
     parser.add_argument("--only-curate", action="store_true", help="only curate against its floor (no fps rows)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per fps row (the median is reported)")
+    parser.add_argument("--no-ray", action="store_true", help="skip the curate runs on an embedded Ray")
     args = parser.parse_args()
     report: dict = {}
     if not args.only_curate:
         report.update(analysis_rows(args))
     batch = batch_inputs(args.batch_seconds, args.batch_sources)
     report["curate_batch"] = against_floor(f"batch of {len(batch)} sources ({args.batch_seconds:.0f} s, 1280x720)",
-                                           batch, args.batch_seconds)
+                                           batch, args.batch_seconds, not args.no_ray)
     print("  target: curate <= 1.3x the floor on a batch of sources")
     if not args.skip_long:
         from droplet.sample_data import make_long_video
@@ -368,7 +379,8 @@ def main() -> None:
         long_path = RESULTS / f"long_720p_{int(args.long_seconds)}s.mp4"
         if not long_path.exists():
             make_long_video(long_path, args.long_seconds, width=1280, height=720)
-        long_run = against_floor(f"one {args.long_seconds:.0f} s source (1280x720)", [long_path], args.long_seconds)
+        long_run = against_floor(f"one {args.long_seconds:.0f} s source (1280x720)", [long_path], args.long_seconds,
+                                 not args.no_ray)
         report["curate_long"] = long_run
         run = long_run["curate"]
         print(f"  target: <= 1.15x the floor; {run['realtime']:.2f}x realtime; peak PSS "

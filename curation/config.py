@@ -12,8 +12,15 @@ class _Section(BaseModel):
 
 
 class RayConfig(_Section):
-    address: str | None = Field(None, description="Cluster to attach to; null starts an embedded local Ray.")
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (null: all).")
+    executor: Literal["auto", "local", "ray"] = Field(
+        "auto", description="Who runs the stages. `ray`: Ray Data (on the cluster named by address / RAY_ADDRESS, "
+        "else an embedded Ray on this machine). `local`: the same stages on this machine's CPUs without Ray (no "
+        "Ray start, no Ray processes beside the work). `auto`: `ray` when there is a cluster to attach to, else "
+        "`local`."
+    )
+    address: str | None = Field(None, description="Cluster to attach to; null: this machine (see executor).")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs used on this machine by the local executor or an "
+                                 "embedded Ray (null: all).")
     progress_bars: bool = Field(True, description="Show Ray Data's progress bars.")
 
 

@@ -7,8 +7,11 @@ commits a source (one JSON file) as soon as all its clips are in, from what the 
 tables are rebuilt from the commit files at the end. Each stage journals its own result (probe, plan, clip),
 so the next run on the same OUT after a kill starts from them.
 
+Without a cluster to attach to, the same stages run on this machine without Ray (`curation.local`, the
+`local` executor): Ray's start and its processes cost more than a run on one machine gains from them.
+
 Adding a stage: one callable in `curation.stages` (a function, or a class when it holds a model) that maps
-one typed row to the next, and one line in `_analyze_and_extract`.
+one typed row to the next, and one line in `_analyze_and_extract` (and in `LocalExecutor._plan_source`).
 """
 
 from __future__ import annotations
@@ -49,8 +52,16 @@ def connect_ray(cfg: CurateConfig, address: str | None) -> None:
 
 
 def _ray_address(cfg: CurateConfig, address: str | None) -> str | None:
-    """`--address`, else RAY_ADDRESS, else the config's `ray.address`; None: an embedded Ray."""
+    """`--address`, else RAY_ADDRESS, else the config's `ray.address`; None: this machine."""
     return ray_target(address) or cfg.ray.address
+
+
+def use_ray(cfg: CurateConfig, address: str | None) -> bool:
+    """Ray Data runs the stages (else the local executor): `ray.executor`, where `auto` means "on a cluster"."""
+    if cfg.ray.executor == "local" and _ray_address(cfg, address):
+        raise ValueError(f"ray.executor is local, but a Ray cluster is named ({_ray_address(cfg, address)}): "
+                         "drop the address (--address, RAY_ADDRESS, ray.address) or use executor ray or auto")
+    return cfg.ray.executor == "ray" or (cfg.ray.executor == "auto" and _ray_address(cfg, address) is not None)
 
 
 def _dataset(items: list):
@@ -71,16 +82,18 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     skipped = _log_skipped_files(scanned.skipped)
     if not scanned.sources:
         raise ValueError(f"no video files found in {input_value}")
+    with_ray = use_ray(cfg, address)
     committed = store.committed()
     todo = [SourceTask(source_key(s), s) for s in scanned.sources if source_key(s) not in committed]
     log.info("%d sources; %d already done (skipped), %d to do", len(scanned.sources),
              len(scanned.sources) - len(todo), len(todo))
     if todo:
-        probes = _probe_all(todo, store, cfg, address)
-        log.info("probed %d sources and connected to Ray in %.1f s", len(probes), time.time() - started)
+        probes = _probe_all(todo, store, cfg, address, with_ray)
+        log.info("probed %d sources%s in %.1f s", len(probes), " and connected to Ray" if with_ray else "",
+                 time.time() - started)
         tracker = _CommitTracker(store, len(todo))
         ok = _resolve_duplicates(probes, committed, tracker)
-        _analyze_and_extract(ok, store, cfg, tracker)
+        _analyze_and_extract(ok, store, cfg, tracker, with_ray)
         log.info("analysed and extracted %d sources at %.1f s", len(ok), time.time() - started)
         tracker.close()
     tables = store.rebuild_tables()
@@ -112,19 +125,21 @@ def _log_skipped_files(files: list[str]) -> dict[str, int]:
     return counts
 
 
-def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, address: str | None) -> list[Probe]:
-    """A Probe per source (from the journal when a killed run probed it already), and Ray connected.
+def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, address: str | None,
+               with_ray: bool) -> list[Probe]:
+    """A Probe per source (from the journal when a killed run probed it already), and Ray connected when Ray
+    runs the stages.
 
-    On a cluster the probe stage runs as a Ray Data job. With an embedded Ray every task runs on this machine
-    anyway, so the sources are probed by the same stage in the driver (a child process each) while Ray starts:
-    the few seconds Ray takes to start are not added to the run.
+    On a cluster the probe stage runs as a Ray Data job. On this machine (the local executor, or an embedded
+    Ray) the sources are probed by the same stage in the driver (a child process each), while an embedded Ray
+    starts: the few seconds Ray takes to start are not added to the run.
     """
     probes, missing = [], []
     for task in todo:
         cached = store.load_probe(task.key)
         (probes.append(cached) if cached is not None else missing.append(task))
     on_cluster = _ray_address(cfg, address) is not None
-    if not missing or on_cluster:
+    if with_ray and (not missing or on_cluster):
         connect_ray(cfg, address)
     if missing and on_cluster:
         ds = _dataset(missing).map(probe_stage, fn_kwargs={"cfg": cfg, "store": store}, num_cpus=1)
@@ -134,7 +149,8 @@ def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, addre
         pool = ThreadPoolExecutor(max_workers=cfg.ray.num_cpus or len(os.sched_getaffinity(0)))
         try:
             running = [pool.submit(probe_stage, wrap(task), cfg, store) for task in missing]
-            connect_ray(cfg, address)
+            if with_ray:
+                connect_ray(cfg, address)
             for future in tqdm(running, desc="probe", unit="src"):
                 probes.append(unwrap(future.result()))
         finally:  # on Ctrl-C: the probes in flight finish (and are journaled), the rest never start
@@ -161,10 +177,9 @@ def _resolve_duplicates(probes: list[Probe], committed: dict[str, dict], tracker
     return ok
 
 
-def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tracker: _CommitTracker) -> None:
+def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tracker: _CommitTracker,
+                         with_ray: bool) -> None:
     """Planned sources (a killed run's) write their missing clips; the others run the whole chain."""
-    from ray.data import ActorPoolStrategy
-
     resumed, fresh = [], []
     for probe in ok:
         plan = store.load_plan(probe.key)
@@ -172,10 +187,26 @@ def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tr
             fresh.append(probe)
         else:
             resumed.extend(unwrap(r) for r in clip_plans(plan, store))
+    if resumed:
+        log.info("resuming %d planned sources", sum(isinstance(r, SourcePlan) for r in resumed))
+    if with_ray:
+        _ray_chain(fresh, resumed, store, cfg, tracker)
+    else:
+        from curation.local import LocalExecutor, local_workers
+
+        workers = local_workers(cfg)
+        log.info("local executor (no Ray): %d stages at once", workers)
+        LocalExecutor(cfg, store, workers).run(fresh, resumed, tracker.add)
+
+
+def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateConfig,
+               tracker: _CommitTracker) -> None:
+    """The stages as Ray Data datasets: extraction of the resumed clips, then the whole chain for fresh sources."""
+    from ray.data import ActorPoolStrategy
+
     stores = {"cfg": cfg, "store": store}
     extract_args = {"num_cpus": 1, "memory": cfg.extract.task_memory_mb * 2**20}
     if resumed:
-        log.info("resuming %d planned sources", sum(isinstance(r, SourcePlan) for r in resumed))
         for row in _dataset(resumed).map(extract_stage, fn_kwargs=stores, **extract_args).iter_rows():
             tracker.add(unwrap(row))
     if fresh:

@@ -21,6 +21,22 @@ from curation.reasons import Rejected
 
 _PRELOAD = ["numpy", "av", "cv2", "curation.analyze", "curation.extract", "curation.probe"]
 _context: mp.context.BaseContext | None = None
+_live: set = set()  # the children running now (in this process's threads)
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an Exception a stage would catch
+    """The run was stopped (Ctrl-C) while a child worked: a fact about the run, never a source's reason."""
+
+
+def stop_all_children() -> None:
+    """Kill every running child; their callers raise `Interrupted` (nothing is journaled as a failure)."""
+    _stopping.set()
+    with _live_lock:
+        running = list(_live)
+    for proc in running:
+        proc.kill()
 
 
 def _get_context() -> mp.context.BaseContext:
@@ -63,13 +79,18 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout_s: float, **kwargs:
     """Call `fn(*args, **kwargs)` in a child process and return its result.
 
     Raises `Rejected` with the child's own reason, `timeout` when it runs past `timeout_s`, or
-    `decode_error` when it raises anything else or dies (a crash in native code, say).
+    `decode_error` when it raises anything else or dies (a crash in native code, say); `Interrupted` once
+    `stop_all_children` was called.
     """
+    if _stopping.is_set():
+        raise Interrupted()
     ctx = _get_context()
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(sender, os.getpid(), fn, args, kwargs), daemon=True)
     proc.start()
     sender.close()
+    with _live_lock:
+        _live.add(proc)
     try:
         if not receiver.poll(timeout_s):
             proc.kill()
@@ -78,10 +99,14 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout_s: float, **kwargs:
             message = receiver.recv()
         except (EOFError, OSError):
             proc.join(5)
+            if _stopping.is_set():
+                raise Interrupted() from None
             raise Rejected(
                 reasons.DECODE_ERROR, f"the decoding process died (exit code {proc.exitcode})"
             ) from None
     finally:
+        with _live_lock:
+            _live.discard(proc)
         receiver.close()
         proc.join(5)
         if proc.is_alive():

@@ -63,6 +63,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"scenes": cfg.scenes.model_copy(update={"detector": args.detector})})
     if args.no_progress:
         cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"progress_bars": False})})
+    if args.executor:
+        cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"executor": args.executor})})
 
     from curation.pipeline import run_curate
 
@@ -267,13 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-music-video", action="store_true", help="skip the real music video")
     p.set_defaults(func=_cmd_sample_data)
 
-    p = sub.add_parser("curate", help="split, analyse and cut videos into clips (Ray Data)",
+    p = sub.add_parser("curate", help="split, analyse and cut videos into clips (Ray Data, or locally)",
                        description="Probe, scene-split, analyse camera/object motion and extract clips into OUT. "
                        "Re-running on the same OUT resumes.")
     p.add_argument("input", help="a folder, a video file, or a text file of paths/URIs (fsspec)")
     p.add_argument("out", help="output folder (OUT)")
     p.add_argument("--config", help="YAML config (default: configs/curate.yaml's values)")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else the config's ray.address, "
+                   "else this machine)")
+    p.add_argument("--executor", choices=["auto", "local", "ray"],
+                   help="override ray.executor: ray = Ray Data (an embedded Ray without an address), local = this "
+                   "machine without Ray, auto (default) = ray when a cluster is named, else local")
     p.add_argument("--detector", choices=["content_motion", "content", "adaptive", "transnetv2"],
                    help="override scenes.detector")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -376,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"droplet {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"droplet {args.command}: interrupted (what was finished is kept; a re-run resumes)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

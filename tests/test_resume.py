@@ -1,6 +1,7 @@
-"""Kill `droplet curate` mid-run (embedded local Ray, 2 CPUs) at a fixed point — right after its first source
+"""Kill `droplet curate` mid-run (the local executor, 2 CPUs) at a fixed point — right after its first source
 is committed — and run it again on the same OUT: it finishes the rest, redoes nothing that was done, and ends
-with exactly what an uninterrupted run gives (clip rows and clip file bytes)."""
+with exactly what an uninterrupted run gives (clip rows and clip file bytes). The uninterrupted run is Ray
+Data's, on the session's Ray head: the two executors agree row for row and byte for byte."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import subprocess
 import pyarrow.parquet as pq
 from conftest import PYTHON, REPO, read_table, run_droplet
 
-# The fault hook: the first commit is written, then the driver kills every process it started (the embedded
-# Ray and its workers) and itself, as a power cut would. No timer, so it is the same on any machine.
+# The fault hook: the first commit is written, then the driver kills every process it started (its decoding
+# children) and itself, as a power cut would. No timer, so it is the same on any machine.
 CHILD = """
 import os, signal, sys
 import psutil

@@ -6,9 +6,11 @@ a minute on 2 cores)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import read_table, run_droplet
 
 from curation.config import CurateConfig, ExtractConfig
@@ -142,17 +144,23 @@ def test_the_model_process_keeps_its_rng_and_gives_the_same_cuts_on_every_load(s
     assert score_cuts(first["cuts"], expected, tolerance=2).recall == 1.0, (first["cuts"], expected)
 
 
-def test_transnetv2_detector_through_the_pipeline(sample_data, ray_head, tmp_path):
+@pytest.mark.parametrize("executor", ["ray", "local"])
+def test_transnetv2_detector_through_the_pipeline(sample_data, ray_head, tmp_path, executor):
+    """Ray Data (its actor stage, on the session's head) and the local executor (the model in a process of its
+    own) find the same cuts."""
     excerpt = tmp_path / "in" / "excerpt.mp4"
     excerpt.parent.mkdir()
     spec = ClipSpec(source=str(sample_data / "real" / "music_video.mp4"), start_frame=0, end_frame=300, start_pts=0,
                     start_s=0.0, end_s=12.0, fps=25.0, rotation=0, out_path=str(excerpt))
     assert extract_clip(spec, ExtractConfig())["num_frames"] == 300
     out = tmp_path / "out"
-    result = run_droplet(["curate", str(excerpt.parent), str(out), "--detector", "transnetv2",
-                          "--address", ray_head["address"], "--no-progress"], env=ray_head["env"])
+    where = ["--address", ray_head["address"]] if executor == "ray" else ["--executor", "local"]
+    env = ray_head["env"] if executor == "ray" else {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = run_droplet(["curate", str(excerpt.parent), str(out), "--detector", "transnetv2", *where,
+                          "--no-progress"], env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "TransNetV2Stage" in result.stderr  # the actor stage ran
+    if executor == "ray":
+        assert "TransNetV2Stage" in result.stderr  # the actor stage ran
     scenes = read_table(out, "scenes").sort_values("start_frame")
     cuts = scenes.start_frame.tolist()[1:]
     reference = [c for c in REFERENCE["cuts"] if c < 300]
