@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 INPUT ?= demo/inputs
 OUT ?= demo/out
 CONFIG ?= configs/curate.yaml
+EXECUTOR ?= auto
 CAPTION_CONFIG ?= configs/caption.yaml
 PYTEST_ARGS ?=
 TRAIN_CONFIG ?= configs/train-tiny.yaml
@@ -31,13 +32,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(DROPLET) sample-data demo/inputs
-	$(DROPLET) curate demo/inputs demo/out --config $(CONFIG)
+	# the demo curates with Ray Data on an embedded Ray (the path a cluster takes); `make curate` takes the default
+	$(DROPLET) curate demo/inputs demo/out --config $(CONFIG) --executor ray
 	$(DROPLET) caption demo/out --config $(CAPTION_CONFIG)
 	$(DROPLET) train --config $(TRAIN_CONFIG) --data demo/out --output demo/run --resume
 	$(DROPLET) sample --checkpoint demo/run/pipeline --prompt "$(PROMPT)" --motion $(MOTION) --out demo/sample.mp4
 
 curate: $(STAMP)
-	$(DROPLET) curate $(INPUT) $(OUT) --config $(CONFIG)
+	$(DROPLET) curate $(INPUT) $(OUT) --config $(CONFIG) --executor $(EXECUTOR)
 
 caption: $(STAMP)
 	$(DROPLET) caption $(OUT) --config $(CAPTION_CONFIG)
