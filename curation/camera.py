@@ -20,6 +20,19 @@ LABELS = {  # component -> (label when positive, label when negative), camera's 
     "zoom": ("zoom_in", "zoom_out"),
     "roll": ("roll_cw", "roll_ccw"),
 }
+TRAVEL = {"pan": ("truck_right", "truck_left"), "tilt": ("pedestal_up", "pedestal_down"),
+          "zoom": ("dolly_in", "dolly_out")}  # the same signs as the turn or lens move they look like
+LAYER_KEYS = ("x_lo", "x_mid", "x_hi", "x_border", "x_centre", "x_pos", "x_neg", "y_lo", "y_mid", "y_hi",
+              "r_lo", "r_mid", "r_hi")
+FLOW_EXPLAINS = 0.85
+LAYER_FRAMES = 6  # curation.motion.LAYER_FRAMES: the layer statistics span this many frame pairs
+PAPER_CLASS = {"orbit": "C1", "pan": "C2", "tilt": "C2", "roll": "C2", "tracking": "C3", "truck": "C4",
+               "pedestal": "C4", "dolly": "C4", "zoom": "C4", "static": "C5", "shaky": "C5", "edited": "C6"}
+
+
+def paper_class(label: str) -> str:
+    """The DropletVideo paper's camera class (C1 orbit ... C6 edited) of a label."""
+    return PAPER_CLASS[label.split("_")[0]]
 
 
 def component_speeds(features: dict[str, np.ndarray], fps: float) -> dict[str, np.ndarray]:
@@ -51,9 +64,12 @@ def _runs(labels: list[str]) -> list[tuple[int, int, str]]:
     return runs
 
 
-def frame_labels(speeds: dict[str, np.ndarray], edited: np.ndarray, cfg: CameraConfig) -> tuple[list[str], dict]:
-    """A label per frame, from smoothed speeds; also returns the smoothed speeds and the jitter."""
+def frame_labels(speeds: dict[str, np.ndarray], edited: np.ndarray, cfg: CameraConfig,
+                 layers: dict[str, np.ndarray] | None = None) -> tuple[list[str], dict]:
+    """A label per frame, from smoothed speeds (and, when given, smoothed layer statistics in widths/s);
+    also returns the smoothed speeds and the jitter."""
     smooth = {k: _moving_median(v, cfg.smooth_frames) for k, v in speeds.items()}
+    lay = {k: _moving_median(v, cfg.smooth_frames) for k, v in (layers or {}).items()}
     jitter_xy = np.hypot(speeds["pan"] - smooth["pan"], speeds["tilt"] - smooth["tilt"])
     jitter = np.sqrt(_moving_mean(jitter_xy**2, cfg.smooth_frames))
     labels = []
@@ -64,13 +80,95 @@ def frame_labels(speeds: dict[str, np.ndarray], edited: np.ndarray, cfg: CameraC
         if jitter[i] > cfg.shaky_jitter:
             labels.append("shaky")
             continue
+        at = {k: float(v[i]) for k, v in lay.items()}
+        if at and _orbits(at, cfg):
+            labels.append("orbit_right" if at["x_border"] > 0 else "orbit_left")
+            continue
         best = max(MOVES, key=lambda k: abs(smooth[k][i]))
         value = smooth[best][i]
         if abs(value) <= cfg.static_speed:
-            labels.append("static")
+            labels.append(_travel_past_still_background(at, cfg) if at else "static")
+        elif at:
+            labels.append(_refine(best, value, at, cfg))
         else:
             labels.append(LABELS[best][0 if value > 0 else 1])
     return labels, {"smooth": smooth, "jitter": jitter}
+
+
+def _orbits(at: dict[str, float], cfg: CameraConfig) -> bool:
+    """Layers slide both ways along x, the centre stays, and no vertical move dominates."""
+    reach = max(abs(at["x_lo"]), abs(at["x_hi"]))
+    return (min(at["x_pos"], at["x_neg"]) >= cfg.orbit_share and at["x_lo"] < 0 < at["x_hi"]
+            and min(-at["x_lo"], at["x_hi"]) >= 0.3 * reach and at["x_hi"] - at["x_lo"] >= cfg.orbit_spread
+            and abs(at["x_centre"]) <= cfg.held_ratio * reach and abs(at["y_mid"]) < 0.5 * reach)
+
+
+def _parallax(lo: float, hi: float, ratio: float) -> bool:
+    """All layers move the same way, the fastest at least `ratio` times the slowest."""
+    if lo * hi <= 0:
+        return False
+    slow, fast = sorted((abs(lo), abs(hi)))
+    return fast >= ratio * slow
+
+
+def _travel_past_still_background(at: dict[str, float], cfg: CameraConfig) -> str:
+    """The global model (held by the farthest, largest layer) says still: nearer layers may still show a
+    slow travel (a dolly or truck past a distant backdrop)."""
+    for axis, family, ratio, unit in (("r", "zoom", cfg.dolly_ratio, CORNER), ("x", "pan", cfg.travel_ratio, 1.0),
+                                      ("y", "tilt", cfg.travel_ratio, 1.0)):
+        lo, hi = at[f"{axis}_lo"], at[f"{axis}_hi"]
+        fast = hi if abs(hi) > abs(lo) else lo
+        if abs(fast) * unit > cfg.static_speed and _parallax(lo, hi, ratio):
+            sign = 0 if (fast > 0) == (axis != "x") else 1  # x: the scene sliding left is truck_right
+            return TRAVEL[family][sign]
+    return "static"
+
+
+def _refine(best: str, value: float, at: dict[str, float], cfg: CameraConfig) -> str:
+    """The label of a frame whose global model says `best` moves at `value`: a turn, the lens or roll, or the
+    travel, tracking that looks like it."""
+    sign = 0 if value > 0 else 1
+    if best == "pan":
+        border = at["x_border"]
+        if abs(border) >= cfg.static_speed and abs(at["x_centre"]) <= cfg.held_ratio * abs(border):
+            return "tracking_right" if border < 0 else "tracking_left"
+        if _parallax(at["x_lo"], at["x_hi"], cfg.travel_ratio):
+            return TRAVEL["pan"][sign]
+    elif best == "tilt" and _parallax(at["y_lo"], at["y_hi"], cfg.travel_ratio):
+        return TRAVEL["tilt"][sign]
+    elif best == "zoom" and _parallax(at["r_lo"], at["r_hi"], cfg.dolly_ratio):
+        return TRAVEL["zoom"][sign]
+    return LABELS[best][sign]
+
+
+def layered_frames(features: dict[str, np.ndarray], fps: float, cfg: CameraConfig) -> np.ndarray:
+    """Frames whose (smoothed) layers move apart while the camera moves — an orbit, or travel with parallax
+    along the global model's move; all False for features without layer statistics. No single camera-aligned
+    blend explains layers that move apart, so the blend test for fades and dissolves does not count these
+    frames. Only where flow explains the change (warp error under `FLOW_EXPLAINS` of the raw difference): in a
+    fade or dissolve it does not, and its layer statistics are noise."""
+    layers = layer_speeds(features, fps)
+    n = len(next(iter(features.values()))) if features else 0
+    if layers is None:
+        return np.zeros(n, dtype=bool)
+    lay = {k: _moving_median(v, cfg.smooth_frames) for k, v in layers.items()}
+    smooth = {k: _moving_median(v, cfg.smooth_frames) for k, v in component_speeds(features, fps).items()}
+    explained = _moving_median(features["warp_error"] / np.maximum(features["raw_diff"], 1e-3), cfg.smooth_frames)
+    out = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(explained < FLOW_EXPLAINS):
+        at = {k: float(v[i]) for k, v in lay.items()}
+        best = max(MOVES, key=lambda k: abs(smooth[k][i]))
+        value = smooth[best][i]
+        moving = abs(value) > cfg.static_speed and best != "roll"
+        out[i] = _orbits(at, cfg) or (moving and _refine(best, value, at, cfg) != LABELS[best][0 if value > 0 else 1])
+    return out
+
+
+def layer_speeds(features: dict[str, np.ndarray], fps: float) -> dict[str, np.ndarray] | None:
+    """The layer statistics in widths/s (shares as they are); None for features without them."""
+    if "x_lo" not in features:
+        return None
+    return {k: features[k] * (1.0 if k in ("x_pos", "x_neg") else fps / LAYER_FRAMES) for k in LAYER_KEYS}
 
 
 def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:
@@ -119,7 +217,10 @@ def camera_timeline(
     n = len(edited)
     speeds = {k: v[1:] if n > 1 else v for k, v in component_speeds(features, fps).items()}
     edited_pairs = edited[1:] if n > 1 else edited
-    labels, extra = frame_labels(speeds, edited_pairs, cfg)
+    layers = layer_speeds(features, fps)
+    if layers is not None:
+        layers = {k: v[1:] if n > 1 else v for k, v in layers.items()}
+    labels, extra = frame_labels(speeds, edited_pairs, cfg, layers)
     runs = _merge_short(_runs(labels), max(1, int(round(cfg.min_segment_s * fps))))
     inliers = features["inliers"][1:] if n > 1 else features["inliers"]
     segments = []
@@ -149,7 +250,9 @@ def _segment_speed(label: str, extra: dict, s: int, e: int) -> float:
         return 0.0
     if label == "shaky":
         return float(np.mean(extra["jitter"][s:e]))
-    component = next(k for k, names in LABELS.items() if label in names)
+    if label.startswith(("orbit", "tracking")):
+        return float(np.mean(np.abs(extra["smooth"]["pan"][s:e])))
+    component = next(k for table in (LABELS, TRAVEL) for k, names in table.items() if label in names)
     return float(np.mean(np.abs(extra["smooth"][component][s:e])))
 
 

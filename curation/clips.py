@@ -13,7 +13,7 @@ import numpy as np
 
 from curation import reasons
 from curation.analyze import EDIT_SPAN, SourceAnalysis
-from curation.camera import camera_timeline, dominant_label
+from curation.camera import camera_timeline, dominant_label, layered_frames
 from curation.config import CurateConfig
 from curation.extract import frame_count, output_rate, output_size
 from shards.ids import clip_id
@@ -35,12 +35,13 @@ class PlannedClip:
                 "start_pts": self.start_pts, "start_s": self.start_abs_s, "end_s": self.end_abs_s}
 
 
-def edited_mask(features: dict[str, np.ndarray], cfg: CurateConfig) -> np.ndarray:
-    """Frames inside a fade or dissolve: long runs of frames that a blend of their neighbours explains."""
+def edited_mask(features: dict[str, np.ndarray], cfg: CurateConfig, fps: float = 25.0) -> np.ndarray:
+    """Frames inside a fade or dissolve: long runs of frames that a blend of their neighbours explains —
+    but not frames whose layers move apart (`camera.layered_frames`: an orbit, travel with parallax)."""
     cam = cfg.camera
     gain = np.nan_to_num(features["blend_gain"], nan=0.0)
     spread = np.nan_to_num(features["blend_spread"], nan=0.0)
-    hit = (gain >= cam.edit_gain) & (spread >= cam.edit_spread)
+    hit = (gain >= cam.edit_gain) & (spread >= cam.edit_spread) & ~layered_frames(features, fps, cam)
     mask = np.zeros_like(hit)
     start = None
     for i in range(len(hit) + 1):
@@ -122,7 +123,7 @@ def plan_clips(
          "score": float(cut_score[a]) if cut_score is not None and a > 0 else 1.0}
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-    ctx = _SourceContext(analysis=analysis, edited=edited_mask(analysis.features, cfg), fps=fps,
+    ctx = _SourceContext(analysis=analysis, edited=edited_mask(analysis.features, cfg, fps), fps=fps,
                          rate=output_rate(fps), size=output_size(probe["width"], probe["height"],
                                                                  cfg.extract.max_short_side),
                          abs_time=abs_time, t0=t0, source=source, probe=probe, cfg=cfg)

@@ -106,6 +106,18 @@ class CameraConfig(_Section):
         0.08, gt=0, description="RMS of the translation left after a moving median (widths/s) above this: shaky."
     )
     smooth_frames: int = Field(9, ge=1, description="Window of the moving median that separates jitter.")
+    travel_ratio: float = Field(
+        1.6, gt=1, description="Travel (truck, pedestal), not a turn: the fastest layer moves at least this many "
+        "times as fast as the slowest, the same way (parallax)."
+    )
+    dolly_ratio: float = Field(2.0, gt=1, description="Dolly, not zoom: the same, for growth from the centre.")
+    held_ratio: float = Field(
+        0.4, gt=0, lt=1, description="A subject is held (tracking, orbit) when the frame's centre moves at most this "
+        "share of the background's (tracking) or the fastest layer's (orbit) speed."
+    )
+    orbit_share: float = Field(0.1, gt=0, lt=0.5, description="Orbit: at least this share of the frame slides each "
+                               "way.")
+    orbit_spread: float = Field(0.025, gt=0, description="Orbit: the layers' speeds span at least this (widths/s).")
     min_segment_s: float = Field(0.5, gt=0, description="Timeline segments shorter than this merge away.")
     edit_gain: float = Field(
         0.4, gt=0, lt=1, description="A frame that a blend of its (camera-aligned) neighbours explains this well "
