@@ -457,3 +457,36 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path: Path, index_shar
     state = torch.load(tmp_path / "run" / "checkpoints" / "step-00000003" / "trainer_state_rank00000.pt",
                        weights_only=False)
     assert state["step"] == 3 and sum(state["cursor"]["consumed"]) + 4 * state["cursor"]["epoch"] == 6
+
+
+# -- the recipe (CogVideoX-Fun / DropletVideo defaults) and the generative side -------------------------------------
+def test_reference_noise_goes_on_the_given_pixels_with_one_sigma_per_sample() -> None:
+    """`inpaint_conditioning` adds sigma_i x N(0, 1) to sample i's given frames before the VAE sees them (a VAE
+    that records its input shows it); a scalar sigma still works as before."""
+    from types import SimpleNamespace
+
+    from model.conditioning import first_frame_mask, inpaint_conditioning
+
+    class RecordingVAE:
+        dtype = torch.float32
+        config = SimpleNamespace(scaling_factor=0.7)
+
+        def encode(self, pixels):
+            self.seen = pixels.clone()
+            b, _, f, h, w = pixels.shape
+            zeros = torch.zeros(b, 16, (f - 1) // 4 + 1, h // 8, w // 8)
+            return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: zeros))
+
+    vae, pixels = RecordingVAE(), torch.rand(2, 3, 9, 64, 64) * 1.6 - 0.8
+    shape = (2, 3, 16, 8, 8)
+    sigma = torch.tensor([0.01, 0.1])
+    inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, sigma, generator=torch.Generator().manual_seed(0))
+    added = vae.seen[:, :, 0] - pixels[:, :, 0]
+    assert added.flatten(1).std(dim=1).tolist() == pytest.approx(sigma.tolist(), rel=0.03)
+    assert abs(float(added.mean())) < 1e-3 and torch.all(vae.seen[:, :, 1:] == -1)  # generated frames: -1, no noise
+    inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, 0.05, generator=torch.Generator().manual_seed(0))
+    assert float((vae.seen[:, :, 0] - pixels[:, :, 0]).std()) == pytest.approx(0.05, rel=0.03)
+    inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape)
+    assert torch.equal(vae.seen[:, :, 0], pixels[:, :, 0])
+    with pytest.raises(ValueError, match="one per sample"):
+        inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, torch.ones(3))
