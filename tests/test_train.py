@@ -490,3 +490,32 @@ def test_reference_noise_goes_on_the_given_pixels_with_one_sigma_per_sample() ->
     assert torch.equal(vae.seen[:, :, 0], pixels[:, :, 0])
     with pytest.raises(ValueError, match="one per sample"):
         inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, torch.ones(3))
+
+
+def test_training_flops_match_a_hand_count_for_one_block() -> None:
+    """Per block and sequence of T tokens, forward: 2 x 12 d² x T for the token-wise matmuls (q, k, v, out:
+    4 d²; MLP 4x: 8 d²), 2 x 2 x (cond x 6d) for the two AdaLN projections (once per sequence), 4 T² d for
+    QKᵀ and AV; backward twice the forward. torch's FLOP counter agrees on the matmuls."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from model.flops import training_flops
+    from model.presets import preset
+    from model.transformer import DropletVideoTransformer3DModel
+
+    def hand(d: int, cond: int, tokens: int) -> int:
+        return 3 * (2 * 12 * d * d * tokens + 2 * 2 * cond * 6 * d + 4 * tokens * tokens * d)
+
+    tiny = DropletVideoTransformer3DModel(**preset("tiny")["transformer"])
+    assert training_flops(tiny, 80) == 2 * hand(64, 32, 80)  # two blocks
+    with torch.device("meta"):
+        five_b = DropletVideoTransformer3DModel(**preset("5b")["transformer"])
+    assert training_flops(five_b, 13_712) == 42 * hand(3072, 512, 13_712)
+
+    block, tokens = tiny.transformer_blocks[0], 80
+    video, text = torch.randn(1, 48, 64, requires_grad=True), torch.randn(1, 32, 64, requires_grad=True)
+    cond = torch.randn(1, 32, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        out_video, out_text = block(video, text, cond)
+        (out_video.sum() + out_text.sum()).backward()
+    attention = 3 * 4 * tokens * tokens * 64  # SDPA's CPU kernel is not counted by the FLOP counter
+    assert counter.get_total_flops() == hand(64, 32, tokens) - attention
