@@ -796,6 +796,18 @@ def test_training_flops_match_a_hand_count_for_one_block() -> None:
     assert counter.get_total_flops() == hand(64, 32, tokens) - attention
 
 
+def test_the_curated_clip_length_bounds_the_motion_range() -> None:
+    """The README's numbers: clips of at most 250 frames (curation's default) never give M below 7.35 (N 49) or
+    12.75 (N 85) at 30 fps; M <= 4 at N 85 takes 796 frames at 30 fps, 636 at 24 fps."""
+    from curation.config import CurateConfig
+
+    assert CurateConfig().clips.max_frames == 250
+    assert sample_frames(250, 30.0, 49).motion == pytest.approx(7.35)
+    assert sample_frames(250, 30.0, 85).motion == pytest.approx(12.75)
+    assert sample_frames(796, 30.0, 85).motion <= 4 < sample_frames(795, 30.0, 85).motion
+    assert sample_frames(636, 24.0, 85).motion <= 4 < sample_frames(635, 24.0, 85).motion
+
+
 def test_precompute_stores_noisy_reference_draws_and_training_picks_one(tmp_path: Path, caplog) -> None:
     """Image-to-video precompute: K = 2 noisy encodings of the first frame per clip, each with its sigma,
     reproducible from (seed, clip key); a latents batch gets one of them per sample. K = 0 stores one clean
