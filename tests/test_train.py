@@ -514,7 +514,7 @@ def test_reference_noise_goes_on_the_given_pixels_with_one_sigma_per_sample() ->
         inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, torch.ones(3))
 
 
-def test_training_draws_the_task_mix_and_log_normal_reference_noise(tmp_path: Path, index_shards) -> None:
+def test_training_draws_the_mode_mix_and_log_normal_reference_noise(tmp_path: Path, index_shards) -> None:
     """Over many samples: a share 0.3 is text-to-video (within a binomial tolerance) and the image-to-video
     samples' sigmas have log-mean -3 and log-sd 0.5 (CogVideoX-Fun's exp(N(-3, 0.5))). A real batch carries
     its draws: text-to-video rows get zero channels, the others the first frame."""
@@ -702,7 +702,7 @@ def test_training_starts_from_a_pretrained_folder_at_400_text_tokens(tmp_path: P
 
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory, index_shards) -> tuple[Path, list]:
-    """One short image-to-video run with the default task mix: warmup 3, 4 steps, a checkpoint every step
+    """One short image-to-video run with the default text-to-video share: warmup 3, 4 steps, a checkpoint every step
     (keep 2), validation every 2 steps and at the end, MFU against a stated peak."""
     from conftest import free_ports
 

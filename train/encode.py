@@ -4,9 +4,10 @@ Built once from the data kind (`train.setup`): "pixels" batches (decoded clips) 
 "latents" batches (`droplet precompute`) carry both. The inpaint channels of either come from
 `model.conditioning.inpaint_conditioning`.
 
-The task mix and the reference noise follow CogVideoX-Fun's scripts/train.py: a share of samples
-(`train.text_to_video_share`) has the whole video masked (text-to-video: both conditioning channels zero), the rest
-get the first frame, noised with one sigma per sample drawn as exp(N(-3, 0.5)) before the VAE encodes it.
+The mix of text-to-video and image-to-video samples and the reference noise follow CogVideoX-Fun's
+scripts/train.py: a share of samples (`train.text_to_video_share`) has the whole video masked (text-to-video: both
+conditioning channels zero), the rest get the first frame, noised with one sigma per sample drawn as
+exp(N(-3, 0.5)) before the VAE encodes it.
 Precomputed shards carry `train.reference_noise.precompute_draws` noisy encodings per clip (each with its sigma);
 one is picked per sample and step.
 """
@@ -38,7 +39,7 @@ class EncodedBatch:
 
 
 @dataclass
-class TaskDraws:
+class ModeDraws:
     """Per sample: text-to-video or image-to-video, and the sigma of the reference noise."""
 
     text_to_video: torch.Tensor  # bool [B]
@@ -69,14 +70,14 @@ class BatchEncoder:
         cond, sigma = self._conditioning(latents, pixels, reference, draws, generator)
         return EncodedBatch(latents, text, cond, draws.text_to_video, sigma)
 
-    def draw(self, batch: int, generator: torch.Generator) -> TaskDraws:
-        """The task of each sample (text-to-video with probability `train.text_to_video_share`) and its reference
+    def draw(self, batch: int, generator: torch.Generator) -> ModeDraws:
+        """The mode of each sample (text-to-video with probability `train.text_to_video_share`) and its reference
         noise sigma, exp(N(log_mean, log_std)), drawn for every sample (so the draws do not depend on the mix)."""
         text_to_video = torch.rand(batch, generator=generator) < self.text_to_video_share
         sigma = torch.zeros(batch)
         if self.noise.enabled:
             sigma = draw_reference_sigma(batch, generator, self.noise.log_mean, self.noise.log_std)
-        return TaskDraws(text_to_video, torch.where(text_to_video, 0.0, sigma))
+        return ModeDraws(text_to_video, torch.where(text_to_video, 0.0, sigma))
 
     def _from_pixels(self, batch: dict, generator: torch.Generator):
         if "video" not in batch:
@@ -115,7 +116,7 @@ class BatchEncoder:
         return latents.to(self.device).float(), torch.zeros(b)
 
     def _conditioning(self, latents: torch.Tensor, pixels: torch.Tensor | None,
-                      reference: tuple[torch.Tensor, torch.Tensor | None] | None, draws: TaskDraws,
+                      reference: tuple[torch.Tensor, torch.Tensor | None] | None, draws: ModeDraws,
                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Per sample, image-to-video (first frame given, noised) or text-to-video (both channels zero); returns
         the channels and the sigma each row's reference carries."""

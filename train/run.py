@@ -34,7 +34,7 @@ def check_run_folder(config: TrainConfig, output: Path, resume: bool) -> None:
 
 
 def recipe_line(config: TrainConfig, inpaint: bool) -> str:
-    """The task mix and reference noise a run trains with, in words (logged at the start)."""
+    """The text-to-video share and reference noise a run trains with, in words (logged at the start)."""
     t = config.train
     if not inpaint:
         return "text-to-video only (16-channel layout)"

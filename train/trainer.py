@@ -156,7 +156,7 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def prepare(self, batch: dict) -> StepInputs:
-        """Encode a loader batch and draw everything random of its step (task, reference noise, dropouts,
+        """Encode a loader batch and draw everything random of its step (mode, reference noise, dropouts,
         timesteps, noise) from the rank's generator."""
         cfg = self.config.train
         encoded = self.encoder(batch, self.generator)
@@ -273,7 +273,7 @@ class Trainer:
 
     # -- validation ----------------------------------------------------------------------------------------------
     def _validation_modes(self) -> tuple[str, ...]:
-        """The modes being trained: text-to-video, and image-to-video for the inpaint layout (by the task mix)."""
+        """The modes being trained: text-to-video, and image-to-video for the inpaint layout (by the share)."""
         if not self.parts.inpaint:
             return ("text-to-video",)
         share = self.config.train.text_to_video_share
