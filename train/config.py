@@ -23,8 +23,8 @@ class ModelSection(Section):
     compile_blocks: bool = Field(False, description="torch.compile each transformer block")
     vae_tiling: bool = False
     # 400: the DropletVideo paper's training text length and the released inference.py (max_sequence_length=400);
-    # CogVideoX-Fun's scripts/train.py defaults to 226 (--tokenizer_max_length) and CogVideoX-Fun-V1.1-5b-InP's
-    # transformer config says 226, so a pretrained folder's own value is not used.
+    # CogVideoX-Fun's scripts/train.py defaults to 226 (--tokenizer_max_length), as does its transformer class's
+    # max_text_seq_length (cogvideox/models/transformer3d.py), which a folder's config may keep: not used here.
     text_length: int | None = Field(400, ge=1, description="T5 tokens per caption for RoPE models, whatever the "
                                     "pretrained folder says (null: its max_text_seq_length); the export records it")
 
