@@ -15,12 +15,21 @@ import torch.nn.functional as F
 
 from .vae import encode_pixels
 
-REFERENCE_NOISE_SIGMA = 0.0563  # noise_aug_strength, __call__ of pipeline.py in IEIT-AGI/DropletVideo
+# The sampler's fixed reference noise: CogVideoX-Fun's `noise_aug_strength` default (cogvideox/pipeline/
+# pipeline_cogvideox_inpaint.py, also the released DropletVideo pipeline.py). It is about the mean of the training
+# draws below: E[exp(N(-3, 0.5))] = exp(-3 + 0.5**2 / 2) = 0.0564.
+REFERENCE_NOISE_SIGMA = 0.0563
+# Training draws one sigma per sample as exp(N(-3, 0.5)): CogVideoX-Fun's `add_noise_to_reference_video` with
+# ratio=None (cogvideox/pipeline/pipeline_cogvideox_inpaint.py, V1.1 and V1.5), called by scripts/train.py.
+REFERENCE_NOISE_LOG_MEAN = -3.0
+REFERENCE_NOISE_LOG_STD = 0.5
 
 
-def add_reference_noise(reference: torch.Tensor, sigma: float, generator: torch.Generator | None = None):
+def add_reference_noise(reference: torch.Tensor, sigma: float | torch.Tensor,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
     """`reference + sigma * N(0, 1)` where the reference is not -1; pixels at -1 (the frames to generate, and black
-    pixels of the given ones) stay as they are.
+    pixels of the given ones) stay as they are. `sigma`: one for the batch, or a tensor broadcastable to the
+    reference ([B, 1, 1, 1, 1] for one per sample).
 
     This is the released formula (`add_noise_to_reference_video` in pipeline.py of IEIT-AGI/DropletVideo, called
     there with ratio `noise_aug_strength` = 0.0563 when `add_noise_in_inpaint_model` is set), with the noise drawn
@@ -43,12 +52,21 @@ def latent_frame_mask(frame_mask: torch.Tensor, temporal_compression: int = 4) -
     return torch.cat([first, groups], dim=1)
 
 
+def draw_reference_sigma(batch: int, generator: torch.Generator | None = None,
+                         log_mean: float = REFERENCE_NOISE_LOG_MEAN,
+                         log_std: float = REFERENCE_NOISE_LOG_STD) -> torch.Tensor:
+    """One reference-noise sigma per sample, log-normal: exp(N(log_mean, log_std)) (float32 [batch], on the CPU
+    unless the generator lives elsewhere)."""
+    device = generator.device if generator is not None else None
+    return torch.exp(log_mean + log_std * torch.randn(batch, generator=generator, device=device))
+
+
 def inpaint_conditioning(
     vae,
     pixels: torch.Tensor | None,
     frame_mask: torch.Tensor,
     latent_shape: tuple[int, ...],
-    reference_noise_sigma: float = 0.0,
+    reference_noise_sigma: float | torch.Tensor = 0.0,
     generator: torch.Generator | None = None,
     reference_latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -56,8 +74,9 @@ def inpaint_conditioning(
 
     pixels: the video in [-1, 1], [B, 3, F, H, W] (None for text-to-video); frame_mask: [B, F], 1 = frame to
     generate; latent_shape: [B, F', 16, h, w] of the noisy latents. `reference_noise_sigma` adds Gaussian noise to
-    the reference pixels before encoding, except where they are -1 (`add_reference_noise`): training uses 0.0563,
-    and so does sampling when the transformer config says `add_noise_in_inpaint_model`.
+    the reference pixels before encoding, except where they are -1 (`add_reference_noise`): one sigma for the
+    batch (sampling: 0.0563 when the transformer config says `add_noise_in_inpaint_model`), or a tensor [B] of one
+    per sample (training draws them with `draw_reference_sigma`).
     reference_latents: instead of pixels, the reference latents [B, F', 16, h, w] already encoded for this mask
     (`droplet precompute` stores them for the first-frame mask); no noise is added to them.
     """
@@ -75,8 +94,13 @@ def inpaint_conditioning(
     else:
         keep = (1 - frame_mask)[:, None, :, None, None].to(pixels)
         reference = pixels * keep + (-1.0) * (1 - keep)
-        if reference_noise_sigma > 0:
-            reference = add_reference_noise(reference, reference_noise_sigma, generator)
+        sigma = torch.as_tensor(reference_noise_sigma, dtype=reference.dtype).to(reference.device)
+        if sigma.ndim:
+            if sigma.shape != (b,):
+                raise ValueError(f"reference_noise_sigma has shape {tuple(sigma.shape)}; one per sample is ({b},)")
+            sigma = sigma[:, None, None, None, None]
+        if bool((sigma > 0).any()):
+            reference = add_reference_noise(reference, sigma, generator)
         latents = encode_pixels(vae, reference)
     latents[(frame_mask >= 1).all(dim=1).to(latents.device)] = 0  # text-to-video rows of a mixed batch
     mask = latent_frame_mask(frame_mask)[:, :, None, None, None].expand(b, frames, 1, h, w)
