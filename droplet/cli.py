@@ -76,6 +76,42 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_droplet(args: argparse.Namespace) -> int:
+    from captioning.config import CaptionConfig
+    from curation.config import CurateConfig
+
+    cfg = _config(args.config, CurateConfig)
+    caption_cfg = _config(args.caption_config, CaptionConfig)
+
+    from curation.droplet_csv import imported_captions, run_import
+
+    try:
+        summary = run_import(args.csv, args.video_dir, args.out, cfg, caption_column=args.caption_column,
+                             progress=not args.no_progress)
+        captions = None
+        if args.caption_column:
+            from captioning.pipeline import import_captions
+
+            captions = import_captions(args.out, imported_captions(args.out), f"csv:{args.caption_column}",
+                                       caption_cfg, progress=not args.no_progress)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print_summary(summary.curate, args.out)
+    print(f"\nimport summary ({args.csv})")
+    print(f"  CSV rows                 {summary.csv_rows}")
+    print(f"    skipped (unreadable)   {summary.malformed_rows}")
+    print(f"  videos listed            {summary.videos_listed}")
+    print(f"    found                  {summary.videos_found}")
+    print(f"    missing                {summary.videos_missing}")
+    print(f"  video files not listed   {summary.files_not_listed}")
+    if captions is not None:
+        print(f"  captions committed       {captions.captioned + captions.qa_failed} from column "
+              f"{args.caption_column} ({captions.qa_failed} failed QA" + "".join(
+                  f"; {k}: {v}" for k, v in sorted(captions.qa_reasons.items())) + ")")
+    print(f"  next: droplet shard {args.out}  (or droplet caption {args.out} for the clips without a caption)")
+    return 0
+
+
 def _caption_config(args: argparse.Namespace):  # noqa: ANN202
     from captioning.config import CaptionConfig
 
@@ -299,6 +335,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override scenes.detector")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_curate)
+
+    p = sub.add_parser("import-droplet", help="cut the clips the DropletVideo-1M/10M metadata lists from local "
+                       "videos", description="Import the released DropletVideo-1M/10M metadata (a CSV of YouTube "
+                       "urls with fps, framestamp and quality_score per clip) over videos downloaded into VIDEO_DIR "
+                       "(named by their YouTube id): cut exactly the listed time ranges, measure them as curate "
+                       "does, and write curate's OUT layout, so caption, shard and train take it unchanged. "
+                       "Re-running on the same OUT resumes.")
+    p.add_argument("csv", metavar="CSV", help="the metadata CSV (columns url, fps, framestamp; every other "
+                   "column is carried through)")
+    p.add_argument("video_dir", metavar="VIDEO_DIR", help="folder of the downloaded videos, named <id>.mp4 or "
+                   "'<title> [<id>].mp4', at any depth")
+    p.add_argument("out", metavar="OUT", help="output folder (OUT)")
+    p.add_argument("--config", help="curate YAML config (default: configs/curate.yaml's values)")
+    p.add_argument("--caption-column", metavar="NAME", help="a CSV column holding each clip's caption: kept as its "
+                   "caption (checked by caption QA), so `droplet shard` takes it")
+    p.add_argument("--caption-config", help="caption YAML config whose `qa` section checks the imported captions "
+                   "(default: configs/caption.yaml's values)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_import_droplet)
 
     backends = ["grounded", "vllm", "openai"]
     p = sub.add_parser("caption", help="caption kept clips (grounded, vLLM or OpenAI-compatible), then shard",
