@@ -384,7 +384,7 @@ def test_droplet_train_cli_refuses_an_existing_run_and_a_changed_config(tmp_path
 
 @pytest.mark.slow
 def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, latent_folder, ray_head: dict) -> None:
-    """2 CPU workers (gloo, ZeRO-2) on the session's head at 127.0.0.1: run to step 2, launch again to step 4.
+    """2 CPU workers (gloo, ZeRO-2) on the test run's head at 127.0.0.1: run to step 2, launch again to step 4.
     The data are a `droplet precompute` folder and the config does not say `data.precomputed`: the launcher finds
     the kind itself (it used to read the latents as clips and loop over empty epochs forever)."""
     import math

@@ -38,9 +38,11 @@ class Components:
 def set_text_length(transformer: DropletVideoTransformer3DModel, text: TextEncoder, length: int | None) -> None:
     """Captions are encoded to `length` T5 tokens (model.text_length) for RoPE models, whatever the folder's
     transformer config says, and the config records it, so the exported pipeline samples at the trained length.
-    Models with sin-cos positions keep their config's length."""
+    `length` None, and models with sin-cos positions, keep the config's length."""
     cfg = transformer.config
-    if length is None or length == text.max_length == cfg.max_text_seq_length:
+    if length is None:  # the folder's own length (a pipeline folder's sampler would otherwise encode to 400)
+        length = cfg.max_text_seq_length
+    if length == text.max_length == cfg.max_text_seq_length:
         return
     if not cfg.use_rotary_positional_embeddings:
         log.warning("model.text_length %d ignored: the transformer has sin-cos positions, trained at %d text tokens",
