@@ -15,7 +15,7 @@ TRAIN_CONFIG ?= configs/train-tiny.yaml
 RUN ?= demo/run
 CHECKPOINT ?= $(RUN)/pipeline
 PROMPT ?= The camera pans slowly to the right across a quiet harbour; boats enter the frame from the right edge.
-MOTION ?= 8
+MOTION ?= 16
 IMAGE ?=
 SAMPLE_OUT ?= demo/sample.mp4
 

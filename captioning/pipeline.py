@@ -89,7 +89,6 @@ def make_backend(cfg: CaptionConfig, out: Path, address: str | None):
 def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, shard: bool = True) -> CaptionSummary:
     """Caption what needs it, commit as it goes, rebuild captions.parquet, then shard. The backend's local
     paths are checked first (`runtime.paths.MissingPath`, a ValueError): before Ray starts or OUT is locked."""
-    from captioning.runner import caption_batch
     from runtime.paths import require_local_paths
     from runtime.ray_connect import ray_target
 
@@ -108,27 +107,69 @@ def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, sh
     log.info("%d kept clips; %d captioned already (skipped), %d to caption (%d retried after an error)",
              len(kept), len(kept) - len(todo), len(todo), retried)
     if todo:
-        backend = make_backend(cfg, out, address)
-        size = BATCH[cfg.backend]
-        with tqdm(total=len(todo), desc=f"caption ({cfg.backend})", unit="clip") as bar:
-            for start in range(0, len(todo), size):
-                rows = caption_batch(todo[start:start + size], backend, cfg)
-                _commit_batch(out, rows)
-                for row in rows:
-                    if row["error"]:
-                        summary.errors += 1
-                        log.warning("caption failed for %s: %s", row["clip_id"], row["error"])
-                    elif not row["qa_passed"]:
-                        summary.qa_failed += 1
-                        key = (row["qa_reason"] or "").split(":")[0]
-                        summary.qa_reasons[key] = summary.qa_reasons.get(key, 0) + 1
-                        log.warning("caption of %s failed QA: %s", row["clip_id"], row["qa_reason"])
-                    else:
-                        summary.captioned += 1
-                bar.update(len(rows))
+        _caption_all(out, todo, make_backend(cfg, out, address), cfg, BATCH[cfg.backend], summary)
     rebuild_captions_parquet(out)
     if shard:
         summary.shards = run_shard(out, cfg)
+    summary.seconds = time.time() - started
+    return summary
+
+
+def _caption_all(out: Path, todo: list[dict], backend, cfg: CaptionConfig, size: int,  # noqa: ANN001
+                 summary: CaptionSummary, progress: bool = True) -> None:
+    """Caption `todo` in batches of `size`, committing each batch; count what came out in `summary`."""
+    from captioning.runner import caption_batch
+
+    with tqdm(total=len(todo), desc=f"caption ({backend.name})", unit="clip", disable=not progress) as bar:
+        for start in range(0, len(todo), size):
+            rows = caption_batch(todo[start:start + size], backend, cfg)
+            _commit_batch(out, rows)
+            for row in rows:
+                if row["error"]:
+                    summary.errors += 1
+                    log.warning("caption failed for %s: %s", row["clip_id"], row["error"])
+                elif not row["qa_passed"]:
+                    summary.qa_failed += 1
+                    key = (row["qa_reason"] or "").split(":")[0]
+                    summary.qa_reasons[key] = summary.qa_reasons.get(key, 0) + 1
+                    log.warning("caption of %s failed QA: %s", row["clip_id"], row["qa_reason"])
+                else:
+                    summary.captioned += 1
+            bar.update(len(rows))
+
+
+class ImportedCaptions:
+    """A backend that answers with captions that came with imported metadata (`droplet import-droplet
+    --caption-column`): no prompt, so no prompt version, and nothing to retry."""
+
+    name = "imported"
+    prompt_version = None
+    retries_with_feedback = False
+
+    def __init__(self, model: str, texts: dict[str, str]):
+        self.model, self.texts = model, texts
+
+    def generate(self, requests: list[tuple[dict, str]]) -> list[tuple[str | None, str | None]]:
+        return [(self.texts[clip["clip_id"]], None) for clip, _ in requests]
+
+
+def import_captions(out_dir: str | Path, texts: dict[str, str], model: str, cfg: CaptionConfig,
+                    progress: bool = True) -> CaptionSummary:
+    """Caption rows from imported captions (clip_id -> text) for the kept clips that have none yet (or whose
+    newest row is an error), checked by QA like any backend's, committed and derived like `run_caption`'s."""
+    started = time.time()
+    out = Path(out_dir)
+    kept = [row for row in pq.read_table(OutLayout(out).clips_parquet).to_pylist() if row["keep"]]
+    latest = latest_captions(read_caption_rows(out))
+    todo = [c for c in kept if c["clip_id"] in texts
+            and (c["clip_id"] not in latest or latest[c["clip_id"]]["error"] is not None)]
+    summary = CaptionSummary(clips=len(kept), todo=len(todo))
+    log.info("%d kept clips; %d with an imported caption, %d of them to commit", len(kept),
+             sum(1 for c in kept if c["clip_id"] in texts), len(todo))
+    if todo:
+        _caption_all(out, todo, ImportedCaptions(model, texts), cfg, BATCH["grounded"], summary, progress)
+    if batch_files(out):
+        rebuild_captions_parquet(out)
     summary.seconds = time.time() - started
     return summary
 

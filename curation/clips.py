@@ -107,36 +107,41 @@ def plan_clips(
 ) -> tuple[list[dict], list[PlannedClip]]:
     """Scenes rows and planned clips of one source."""
     n = analysis.num_frames
-    source_id = probe["source_id"]
+    bounds = [0] + [c for c in sorted(set(cuts)) if 0 < c < n] + [n]
+    cut_score = analysis.features.get("cut_score")
+    scenes = [
+        {"source_id": probe["source_id"], "start_frame": a, "end_frame": b,
+         "score": float(cut_score[a]) if cut_score is not None and a > 0 else 1.0}
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    ctx = source_context(analysis, probe, source, cfg)
+    clips = []
+    for scene in scenes:
+        for a, b, reason in split_scene(scene["start_frame"], scene["end_frame"], ctx.edited, cfg):
+            clips.append(plan_clip(ctx, a, b, reason))
+    return scenes, clips
+
+
+def source_context(analysis: SourceAnalysis, probe: dict, source: str, cfg: CurateConfig) -> SourceContext:
+    """What every clip of one source is planned from (its analysis, fade/dissolve mask, frame times, output
+    rate and size)."""
+    n = analysis.num_frames
     fps = float(probe["fps"])
     times = analysis.time
-    t0 = float(times[0])
     step = float(np.median(np.diff(times))) if n > 1 else 1.0 / fps
 
     def abs_time(i: int) -> float:
         return float(times[i]) if i < n else float(times[-1]) + step
 
-    bounds = [0] + [c for c in sorted(set(cuts)) if 0 < c < n] + [n]
-    cut_score = analysis.features.get("cut_score")
-    scenes = [
-        {"source_id": source_id, "start_frame": a, "end_frame": b,
-         "score": float(cut_score[a]) if cut_score is not None and a > 0 else 1.0}
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
-    ctx = _SourceContext(analysis=analysis, edited=edited_mask(analysis.features, cfg, fps), fps=fps,
+    return SourceContext(analysis=analysis, edited=edited_mask(analysis.features, cfg, fps), fps=fps,
                          rate=output_rate(fps), size=output_size(probe["width"], probe["height"],
                                                                  cfg.extract.max_short_side),
-                         abs_time=abs_time, t0=t0, source=source, probe=probe, cfg=cfg)
-    clips = []
-    for scene in scenes:
-        for a, b, reason in split_scene(scene["start_frame"], scene["end_frame"], ctx.edited, cfg):
-            clips.append(_plan_one(ctx, a, b, reason))
-    return scenes, clips
+                         abs_time=abs_time, t0=float(times[0]), source=source, probe=probe, cfg=cfg)
 
 
 @dataclass(frozen=True)
-class _SourceContext:
-    """What every clip of one source is planned from."""
+class SourceContext:
+    """What every clip of one source is planned from (`source_context`)."""
 
     analysis: SourceAnalysis
     edited: np.ndarray
@@ -150,7 +155,9 @@ class _SourceContext:
     cfg: CurateConfig
 
 
-def _plan_one(ctx: _SourceContext, a: int, b: int, reason: str | None) -> PlannedClip:
+def plan_clip(ctx: SourceContext, a: int, b: int, reason: str | None) -> PlannedClip:
+    """The row of the clip of source frames [a, b): camera timeline, scores and keep / reject (`reason`, when
+    given, rejects it; else the edited and static filters decide)."""
     analysis, cfg, probe, fps, t0 = ctx.analysis, ctx.cfg, ctx.probe, ctx.fps, ctx.t0
     feats = {k: v[a:b] for k, v in analysis.features.items()}
     start_abs, end_abs = ctx.abs_time(a), ctx.abs_time(b)

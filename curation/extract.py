@@ -39,10 +39,11 @@ class ClipSpec:
 
 
 def output_rate(fps: float) -> Fraction:
-    """The clip's constant rate: a standard rate within 0.1% of `fps`, else `fps` as a small fraction."""
-    for rate in STANDARD_RATES:
-        if abs(float(rate) - fps) <= 0.001 * fps:
-            return Fraction(rate)
+    """The clip's constant rate: the standard rate nearest to `fps` when it is within 0.1%, else `fps` as a
+    small fraction. (Nearest: 30000/1001 is within 0.1% of 30, and 30 fps stays 30.)"""
+    nearest = min(STANDARD_RATES, key=lambda rate: abs(float(rate) - fps))
+    if abs(float(nearest) - fps) <= 0.001 * fps:
+        return Fraction(nearest)
     return Fraction(fps).limit_denominator(1001)
 
 

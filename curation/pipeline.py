@@ -126,7 +126,7 @@ def _log_skipped_files(files: list[str]) -> dict[str, int]:
 
 
 def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, address: str | None,
-               with_ray: bool) -> list[Probe]:
+               with_ray: bool, progress: bool = True) -> list[Probe]:
     """A Probe per source (from the journal when a killed run probed it already), and Ray connected when Ray
     runs the stages.
 
@@ -151,7 +151,7 @@ def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, addre
             running = [pool.submit(probe_stage, wrap(task), cfg, store) for task in missing]
             if with_ray:
                 connect_ray(cfg, address)
-            for future in tqdm(running, desc="probe", unit="src"):
+            for future in tqdm(running, desc="probe", unit="src", disable=not progress):
                 probes.append(unwrap(future.result()))
         finally:  # on Ctrl-C: the probes in flight finish (and are journaled), the rest never start
             pool.shutdown(wait=True, cancel_futures=True)
@@ -226,9 +226,9 @@ class _CommitTracker:
     """Collects each source's SourcePlan and ClipResults as they arrive and commits the source (from what the
     rows carry) when its last clip is in."""
 
-    def __init__(self, store: OutStore, total: int):
+    def __init__(self, store: OutStore, total: int, progress: bool = True):
         self.store = store
-        self.bar = tqdm(total=total, desc="sources", unit="src")
+        self.bar = tqdm(total=total, desc="sources", unit="src", disable=not progress)
         self.plans: dict[str, SourcePlan] = {}
         self.results: dict[str, dict[str, ClipResult]] = defaultdict(dict)
 

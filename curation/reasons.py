@@ -16,10 +16,11 @@ DUPLICATE = "duplicate"
 STATIC = "static"
 EDITED = "edited"
 UNREADABLE = "unreadable"  # the source could not be opened for reading (missing, permission, network)
+MISSING_VIDEO = "missing_video"  # import-droplet: no file in VIDEO_DIR for a video the metadata lists
 
 ALL = (
     EMPTY_FILE, NOT_A_VIDEO, NO_VIDEO_STREAM, TRUNCATED, DECODE_ERROR, TIMEOUT, TOO_SHORT, TOO_LONG,
-    TOO_SMALL, TOO_LARGE, DUPLICATE, STATIC, EDITED, UNREADABLE,
+    TOO_SMALL, TOO_LARGE, DUPLICATE, STATIC, EDITED, UNREADABLE, MISSING_VIDEO,
 )
 
 

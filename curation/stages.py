@@ -10,6 +10,7 @@ run resumes from writes it to the journal (`OutStore`) itself.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 from curation import reasons
@@ -27,6 +28,9 @@ from curation.rows import (
     wrap,
 )
 from curation.store import OutStore
+
+Planner = Callable[[Analysis, CurateConfig], tuple[list[dict], list, str | None]]
+"""An analysed source -> its scenes rows, its `curation.clips.PlannedClip`s, a warning for its source row."""
 
 
 def failure_of(exc: BaseException) -> Failure:
@@ -110,19 +114,29 @@ class TransNetV2Stage:
         return wrap(item)
 
 
-def plan_stage(row: dict, cfg: CurateConfig, store: OutStore) -> list[dict]:
-    """Analysis -> [SourcePlan, ClipPlan for each clip to write]: scenes and clips of one source (journaled).
-
-    A source that failed yields its SourcePlan alone, carrying the failure.
-    """
+def curate_planner(item: Analysis, cfg: CurateConfig) -> tuple[list[dict], list, str | None]:
+    """curate's plan of one analysed source: scenes from its cuts, clips from its scenes (no warning)."""
     from curation.clips import plan_clips
 
+    scenes, clips = plan_clips(item.analysis, item.cuts or [], item.info, item.source, cfg)
+    return scenes, clips, None
+
+
+def plan_stage(row: dict, cfg: CurateConfig, store: OutStore, planner: Planner = curate_planner) -> list[dict]:
+    """Analysis -> [SourcePlan, ClipPlan for each clip to write]: scenes and clips of one source (journaled).
+
+    `planner` makes the scenes rows, the `PlannedClip`s and a warning for the source row (or None) from the
+    analysis: curate's by default; `droplet import-droplet` plans the clips its metadata lists. A source that
+    failed yields its SourcePlan alone, carrying the failure.
+    """
     item: Analysis = unwrap(row)
     plan = SourcePlan(item.key, item.source, item.info, failure=item.failure)
     if item.analysis is None:
         return [wrap(plan)]
     try:
-        scenes, clips = plan_clips(item.analysis, item.cuts or [], item.info, item.source, cfg)
+        scenes, clips, warning = planner(item, cfg)
+        if warning:
+            plan.info = {**item.info, "warning": "; ".join(filter(None, [item.info.get("warning"), warning]))}
         plan.decoded_frames = item.analysis.num_frames
         plan.stopped_early = item.analysis.stopped_early
         plan.scenes = scenes

@@ -76,6 +76,42 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_droplet(args: argparse.Namespace) -> int:
+    from captioning.config import CaptionConfig
+    from curation.config import CurateConfig
+
+    cfg = _config(args.config, CurateConfig)
+    caption_cfg = _config(args.caption_config, CaptionConfig)
+
+    from curation.droplet_csv import imported_captions, run_import
+
+    try:
+        summary = run_import(args.csv, args.video_dir, args.out, cfg, caption_column=args.caption_column,
+                             progress=not args.no_progress)
+        captions = None
+        if args.caption_column:
+            from captioning.pipeline import import_captions
+
+            captions = import_captions(args.out, imported_captions(args.out), f"csv:{args.caption_column}",
+                                       caption_cfg, progress=not args.no_progress)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print_summary(summary.curate, args.out)
+    print(f"\nimport summary ({args.csv})")
+    print(f"  CSV rows                 {summary.csv_rows}")
+    print(f"    skipped (unreadable)   {summary.malformed_rows}")
+    print(f"  videos listed            {summary.videos_listed}")
+    print(f"    found                  {summary.videos_found}")
+    print(f"    missing                {summary.videos_missing}")
+    print(f"  video files not listed   {summary.files_not_listed}")
+    if captions is not None:
+        print(f"  captions committed       {captions.captioned + captions.qa_failed} from column "
+              f"{args.caption_column} ({captions.qa_failed} failed QA" + "".join(
+                  f"; {k}: {v}" for k, v in sorted(captions.qa_reasons.items())) + ")")
+    print(f"  next: droplet shard {args.out}  (or droplet caption {args.out} for the clips without a caption)")
+    return 0
+
+
 def _caption_config(args: argparse.Namespace):  # noqa: ANN202
     from captioning.config import CaptionConfig
 
@@ -134,19 +170,28 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from model.pipeline import DropletVideoPipeline, write_mp4
+    from model.pipeline import RELEASED_MP4_FPS, DropletVideoPipeline, write_mp4
 
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    # auto: bf16 on a GPU (the released inference.py's weight_dtype), fp32 on the CPU
+    dtype_name = args.dtype if args.dtype != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    # auto: on with a GPU, as the released inference.py always is (pipeline.enable_model_cpu_offload())
+    offload = args.cpu_offload if args.cpu_offload is not None else device.type == "cuda"
     try:
-        pipe = DropletVideoPipeline.from_pretrained(args.checkpoint, dtype=dtypes[args.dtype],
-                                                    vae_tiling=args.vae_tiling, vae_slicing=args.vae_tiling)
+        pipe = DropletVideoPipeline.from_pretrained(args.checkpoint, dtype=dtypes[dtype_name],
+                                                    vae_tiling=args.vae_tiling, vae_slicing=args.vae_tiling,
+                                                    max_text_tokens=args.max_text_tokens)
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise UsageError(f"--checkpoint {args.checkpoint}: {exc}") from None
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe.to(device)
+    if offload:
+        pipe.enable_model_cpu_offload(device)
+    else:
+        pipe.to(device)
     settings = pipe.default_settings(num_frames=args.frames, height=args.height, width=args.width, steps=args.steps,
                                      guidance_scale=args.guidance, motion=args.motion, seed=args.seed,
-                                     negative_prompt=args.negative_prompt)
+                                     negative_prompt=args.negative_prompt, quality_suffix=not args.no_quality_suffix,
+                                     max_text_tokens=args.max_text_tokens, image_fit=args.image_fit)
     image = None
     if args.image:
         from PIL import Image
@@ -159,9 +204,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         video = pipe(args.prompt, image=image, settings=settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    out = write_mp4(video, Path(args.out), fps=max(settings.motion, 1.0))
-    print(f"wrote {out}: {video.shape[0]} frames {video.shape[2]}x{video.shape[1]}, motion M={settings.motion}, "
-          f"{settings.steps} steps, CFG {settings.guidance_scale}, seed {settings.seed}")
+    fps = max(settings.motion, 1.0) if args.fps_from_motion else RELEASED_MP4_FPS
+    out = write_mp4(video, Path(args.out), fps=fps)
+    print(f"wrote {out}: {video.shape[0]} frames {video.shape[2]}x{video.shape[1]} at {fps:g} fps, motion "
+          f"M={settings.motion:g}, {settings.steps} steps, CFG {settings.guidance_scale:g}, seed {settings.seed}, "
+          f"{dtype_name}{', CPU offload' if offload else ''}")
     return 0
 
 
@@ -213,6 +260,10 @@ def _cmd_init_model(args: argparse.Namespace) -> int:
     from model.tiny import write_tiny_pipeline
 
     overrides = {"in_channels": 33} if args.image_to_video else {}
+    if args.add_noise_in_inpaint_model:
+        overrides["add_noise_in_inpaint_model"] = True
+    if args.max_text_seq_length:
+        overrides["max_text_seq_length"] = args.max_text_seq_length
     folder = write_tiny_pipeline(args.out, seed=args.seed, **overrides)
     print(f"wrote a tiny random pipeline to {folder}")
     return 0
@@ -285,6 +336,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_curate)
 
+    p = sub.add_parser("import-droplet", help="cut the clips the DropletVideo-1M/10M metadata lists from local "
+                       "videos", description="Import the released DropletVideo-1M/10M metadata (a CSV of YouTube "
+                       "urls with fps, framestamp and quality_score per clip) over videos downloaded into VIDEO_DIR "
+                       "(named by their YouTube id): cut exactly the listed time ranges, measure them as curate "
+                       "does, and write curate's OUT layout, so caption, shard and train take it unchanged. "
+                       "Re-running on the same OUT resumes.")
+    p.add_argument("csv", metavar="CSV", help="the metadata CSV (columns url, fps, framestamp; every other "
+                   "column is carried through)")
+    p.add_argument("video_dir", metavar="VIDEO_DIR", help="folder of the downloaded videos, named <id>.mp4 or "
+                   "'<title> [<id>].mp4', at any depth")
+    p.add_argument("out", metavar="OUT", help="output folder (OUT)")
+    p.add_argument("--config", help="curate YAML config (default: configs/curate.yaml's values)")
+    p.add_argument("--caption-column", metavar="NAME", help="a CSV column holding each clip's caption: kept as its "
+                   "caption (checked by caption QA), so `droplet shard` takes it")
+    p.add_argument("--caption-config", help="caption YAML config whose `qa` section checks the imported captions "
+                   "(default: configs/caption.yaml's values)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_import_droplet)
+
     backends = ["grounded", "vllm", "openai"]
     p = sub.add_parser("caption", help="caption kept clips (grounded, vLLM or OpenAI-compatible), then shard",
                        description="Caption every kept clip of OUT without a caption (or whose last try failed), "
@@ -333,23 +403,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_precompute)
 
     p = sub.add_parser("sample", help="sample a video from a diffusers-format pipeline folder",
-                       description="Text-to-video, or image-to-video with --image (33-channel models). Size, "
-                       "frames and steps default to the checkpoint's config (480x720, 49 frames for 5B) and 50 "
-                       "steps; the mp4 plays at M frames per second, the rate the model was told the frames have.")
+                       description="Text-to-video, or image-to-video with --image (33-channel models). Defaults are "
+                       "the released DropletVideo inference's: 85 frames at 384x672, 50 steps, CFG 6.0, M 16, seed "
+                       "42, its negative prompt and quality suffix, 400 T5 tokens, the image stretched to the size, "
+                       "the mp4 at 8 fps (README: Sampling defaults). A model configured smaller than 384x672 (the "
+                       "tiny one) samples at its configured size.")
     p.add_argument("--checkpoint", required=True, help="pipeline folder (model_index.json, transformer/, vae/, ...)")
     p.add_argument("--prompt", required=True, help="the caption-style prompt (see `droplet rewrite-prompt`)")
-    p.add_argument("--motion", type=float, default=8.0, help="motion intensity M = N x FPS / clip_n (default 8)")
+    p.add_argument("--motion", type=float, help="motion intensity M = N x FPS / clip_n (default 16); a larger M "
+                   "means less real time between frames, so less motion per frame")
     p.add_argument("--image", help="first frame (image-to-video)")
+    p.add_argument("--image-fit", choices=["stretch", "cover"], default="stretch",
+                   help="stretch the image to the size (default, as released) or cover it and centre-crop")
     p.add_argument("--out", required=True, help="output .mp4")
-    p.add_argument("--frames", type=int, help="frames, 4k+1")
-    p.add_argument("--height", type=int, help="multiple of 16")
-    p.add_argument("--width", type=int, help="multiple of 16")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    p.add_argument("--guidance", type=float, default=6.5, help="classifier-free guidance scale (default 6.5)")
-    p.add_argument("--negative-prompt", help="default: the released inference's negative prompt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--frames", type=int, help="frames, 4k+1 (default 85)")
+    p.add_argument("--height", type=int, help="multiple of 16 (default 384)")
+    p.add_argument("--width", type=int, help="multiple of 16 (default 672)")
+    p.add_argument("--steps", type=int, help="DDIM steps (default 50)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 6.0)")
+    p.add_argument("--negative-prompt", help="default: the released inference's, 'The video is low quality, "
+                   "blurry, distortion. '")
+    p.add_argument("--no-quality-suffix", action="store_true",
+                   help="do not append the released inference's quality sentence to the prompt")
+    p.add_argument("--max-text-tokens", type=int,
+                   help="T5 tokens per prompt (default 400 for RoPE models, whatever the config says); a longer "
+                   "prompt is cut, with a warning")
+    p.add_argument("--seed", type=int, help="default 42")
+    p.add_argument("--fps-from-motion", action="store_true",
+                   help="write the mp4 at M frames per second (real speed) instead of the released 8 fps")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto (default): bf16 on a GPU, fp32 on the CPU")
     p.add_argument("--device", help="default: cuda if available, else cpu")
+    p.add_argument("--cpu-offload", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the models on the CPU, each on the GPU only while it runs (default: on with a GPU)")
     p.add_argument("--vae-tiling", action="store_true", help="VAE tiling + slicing (less memory at large sizes)")
     p.set_defaults(func=_cmd_sample)
 
@@ -358,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "trained on the spot, scheduler) from config with random weights, offline.")
     p.add_argument("out", help="folder to write")
     p.add_argument("--image-to-video", action="store_true", help="33 input channels (inpaint layout)")
+    p.add_argument("--add-noise-in-inpaint-model", action="store_true",
+                   help="set the transformer config key of that name: sampling noises the reference pixels")
+    p.add_argument("--max-text-seq-length", type=int, help="the transformer config's max_text_seq_length")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_init_model)
 

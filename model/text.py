@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from transformers import AutoTokenizer, T5EncoderModel
+
+log = logging.getLogger(__name__)
 
 
 class TextEncoder:
@@ -24,9 +28,27 @@ class TextEncoder:
     def device(self) -> torch.device:
         return self.encoder.device
 
+    def token_count(self, prompt: str) -> int:
+        """Tokens of `prompt` with nothing cut (the closing </s> included), as the encoder would see them."""
+        return len(self.tokenizer(prompt, add_special_tokens=True, truncation=False).input_ids)
+
+    def warn_if_truncated(self, prompts: list[str], max_length: int) -> list[int]:
+        """Log a warning for every prompt longer than `max_length` tokens; returns the tokens dropped per prompt."""
+        dropped = [max(0, self.token_count(p) - max_length) for p in prompts]
+        for prompt, n in zip(prompts, dropped, strict=True):
+            if n:
+                log.warning("prompt cut to %d T5 tokens: %d token(s) dropped from its end (%d in all): %r", max_length,
+                            n, n + max_length, prompt if len(prompt) <= 120 else prompt[:60] + " ... " + prompt[-60:])
+        return dropped
+
     @torch.no_grad()
-    def encode(self, prompts: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(prompts, padding="max_length", max_length=self.max_length, truncation=True,
+    def encode(self, prompts: list[str], max_length: int | None = None, warn: bool = False) -> torch.Tensor:
+        """Features [B, max_length, d_model]: padded to `max_length` (default: this encoder's), cut when longer
+        (with a warning per cut prompt when `warn`)."""
+        max_length = max_length or self.max_length
+        if warn:
+            self.warn_if_truncated(prompts, max_length)
+        tokens = self.tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True,
                                 add_special_tokens=True, return_tensors="pt")
         return self.encoder(tokens.input_ids.to(self.device))[0]
 

@@ -22,8 +22,8 @@ from .transformer import DropletVideoTransformer3DModel
 CORPUS = """The camera pans left across a quiet harbour while boats drift into the frame.
 The camera pans right, tilts up and tilts down, zooms in and zooms out, dollies forward, rolls and stays still.
 A person walks along the street; buildings, trees, cars and the sky enter from the edge of the frame and leave it.
-The video is not of a high quality, it has a low resolution. Watermark present in each frame. The background is
-solid. Strange body and strange trajectory. Distortion. Bright warm light, dark blue shadows, green grass, red roof.
+The video is low quality, blurry, distortion. The video is of high quality, and the view is very clear. High quality,
+masterpiece, best quality, highres, ultra-detailed, fantastic. Bright warm light, dark blue shadows, green grass.
 """
 
 

@@ -140,7 +140,8 @@ class FinalNorm(nn.Module):
 class DropletVideoTransformer3DModel(ModelMixin, ConfigMixin):
     """[B, F, C, H, W] latents + [B, L, text_dim] T5 features + timestep (+ motion M) -> [B, F, C_out, H, W].
 
-    The config keys are diffusers' `CogVideoXTransformer3DModel` keys (CogVideoX 1.0 layout: 2D patches, no `ofs`).
+    The config keys are diffusers' `CogVideoXTransformer3DModel` keys (CogVideoX 1.0 layout: 2D patches, no `ofs`),
+    plus the released DropletVideo config's `add_noise_in_inpaint_model`.
     """
 
     _supports_gradient_checkpointing = True
@@ -177,7 +178,10 @@ class DropletVideoTransformer3DModel(ModelMixin, ConfigMixin):
         use_rotary_positional_embeddings: bool = True,
         use_learned_positional_embeddings: bool = False,
         patch_bias: bool = True,
+        add_noise_in_inpaint_model: bool = False,
     ) -> None:
+        # `add_noise_in_inpaint_model` (a key of the released config, transformer.py of IEIT-AGI/DropletVideo) is
+        # registered so that it loads and saves; the pipeline reads it (noise on image-to-video reference pixels).
         super().__init__()
         if patch_size_t is not None or ofs_embed_dim or use_learned_positional_embeddings:
             raise ValueError("only the CogVideoX 1.0 layout (2D patches, no ofs, no learned positions) is supported")

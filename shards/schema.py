@@ -36,6 +36,7 @@ CLIP_SCHEMA = pa.schema([
     ("reject_reason", pa.string()),
     ("reject_message", pa.string()),
     ("file_bytes", pa.int64()),
+    ("import_row", pa.string()),  # `droplet import-droplet`: the metadata row the clip was cut from, as JSON
 ])
 
 SCENE_SCHEMA = pa.schema([("source_id", pa.string()), ("start_frame", pa.int64()), ("end_frame", pa.int64()),

@@ -30,7 +30,7 @@ from droplet.sample_data import write_sample_data
 
 # Before anything imports ray in this process: keep Ray on 127.0.0.1 (Ray 2.60 otherwise rewrites it to the
 # machine's address) and use token auth with a token made for this test run (a fresh machine has no
-# ~/.ray/auth_token), for the session head and every client and embedded Ray the tests start.
+# ~/.ray/auth_token), for the test-run head and every client and embedded Ray the tests start.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_AUTH_MODE"] = "token"
 _TOKEN = Path(tempfile.mkdtemp(prefix="droplet-test-ray-")) / "auth_token"
@@ -54,7 +54,7 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-# Every port a Ray head opens, by its `ray start` flag (Ray 2.60). The session head gets a free port for each,
+# Every port a Ray head opens, by its `ray start` flag (Ray 2.60). The test-run head gets a free port for each,
 # and its workers take ports the OS picks (min/max worker port 0), so another Ray on the machine (another test
 # run, a user's cluster) never collides with it: by default the client server takes 10001, the dashboard agent
 # 52365, the dashboard 8265 and the workers 10002-19999.
@@ -110,7 +110,7 @@ def truth(sample_data: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory: pytest.TempPathFactory):
-    """One Ray head for the whole session, on loopback and on free ports, started and stopped by its process id."""
+    """One Ray head for the whole test run, on loopback and on free ports, started and stopped by its process id."""
     ports = dict(zip(RAY_PORT_FLAGS, free_ports(len(RAY_PORT_FLAGS)), strict=True))
     port, dashboard = ports["--port"], ports["--dashboard-port"]
     log = (tmp_path_factory.mktemp("ray") / "head.log").open("w")
@@ -146,7 +146,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture()
 def ray_client(ray_head: dict):
-    """This pytest process attached to the session's head for one test, and detached after it."""
+    """This pytest process attached to the test run's head for one test, and detached after it."""
     import ray
 
     ray.init(address=ray_head["address"], logging_level="ERROR")
@@ -184,7 +184,7 @@ def read_table(out: Path, name: str):
 
 @pytest.fixture(scope="session")
 def curated(sample_data: Path, ray_head: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One `droplet curate` run over every sample input (given as a list file), on the session's Ray head."""
+    """One `droplet curate` run over every sample input (given as a list file), on the test run's Ray head."""
     out = tmp_path_factory.mktemp("curated") / "out"
     files = sorted(p for p in sample_data.rglob("*") if p.is_file() and p.suffix == ".mp4")
     listing = tmp_path_factory.mktemp("list") / "inputs.txt"

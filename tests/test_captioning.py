@@ -79,7 +79,7 @@ def test_mentions_are_parsed():
 
 @pytest.fixture(scope="module")
 def captioned(curated, tmp_path_factory) -> Path:
-    """A copy of the session's curated OUT, captioned with the grounded backend (the default), and sharded."""
+    """A copy of the test run's curated OUT, captioned with the grounded backend (the default), and sharded."""
     out = tmp_path_factory.mktemp("captioned") / "out"
     shutil.copytree(curated["out"], out)
     result = run_droplet(["caption", str(out)])

@@ -26,7 +26,7 @@ print("HEAVY:", sorted(m for m in ("torch", "ray", "cv2", "av", "scenedetect") i
 
 
 @pytest.mark.parametrize("args", [["--help"], ["sample-data", "--help"], ["curate", "--help"],
-                                  ["config-defaults", "--help"]])
+                                  ["import-droplet", "--help"], ["config-defaults", "--help"]])
 def test_help_is_light(args):
     result = subprocess.run([PYTHON, "-c", HELP_PROBE, *args], capture_output=True, text=True, cwd=REPO)
     assert "usage: droplet" in result.stdout

@@ -1,4 +1,4 @@
-"""The test harness itself: the session's Ray head stays off every fixed Ray port, and no test leaves Ray
+"""The test harness itself: the test run's Ray head stays off every fixed Ray port, and no test leaves Ray
 connected in the pytest process."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def listening(pid: int) -> set[tuple[str, int]]:
     return found
 
 
-def test_the_session_head_listens_only_on_loopback_and_its_own_free_ports(ray_head, ray_client):
+def test_the_test_run_head_listens_only_on_loopback_and_its_own_free_ports(ray_head, ray_client):
     @ray_client.remote(num_cpus=1)
     def worker_pid() -> int:
         import os

@@ -159,7 +159,22 @@ def test_a_ctrl_c_ends_the_children_and_journals_no_reason(sample_data, tmp_path
     stderr = proc.communicate(timeout=600)[1]
     assert proc.returncode == 130, stderr[-3000:]
     assert "droplet curate: interrupted (what was finished is kept; a re-run resumes)" in stderr
-    assert children and not [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert children
+
+    def alive() -> list[int]:
+        running = []
+        for pid in children:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    running.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return running
+
+    deadline = time.time() + 10  # the forkserver and a killed child's watchdog notice their parent is gone
+    while alive() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(), "a child outlived the interrupted run"
     journal = "\n".join(p.read_text() for p in (out / "_work").rglob("*.json"))
     assert '"ok": false' not in journal and "decode_error" not in journal
     assert len(list((out / "_work" / "sources").glob("*.json"))) == 1

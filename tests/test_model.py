@@ -212,7 +212,7 @@ def test_tiny_pipeline_samples_text_to_video_and_image_to_video(tmp_path: Path) 
     for name in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
         assert (tmp_path / "t2v" / name).is_dir()
 
-    t2v = DropletVideoPipeline.from_pretrained(tmp_path / "t2v")
+    t2v = DropletVideoPipeline.from_pretrained(tmp_path / "t2v", max_text_tokens=32)  # (400 by default: slower)
     settings = t2v.default_settings(steps=2, motion=4.0)
     assert (settings.num_frames, settings.height, settings.width) == (9, 64, 64)
     video = t2v("The camera pans left across a harbour.", settings=settings, progress=False)
@@ -224,7 +224,7 @@ def test_tiny_pipeline_samples_text_to_video_and_image_to_video(tmp_path: Path) 
     with pytest.raises(ValueError, match="image-to-video"):
         t2v("x", image=torch.zeros(64, 64, 3, dtype=torch.uint8), settings=settings)
 
-    i2v = DropletVideoPipeline.from_pretrained(tmp_path / "i2v")
+    i2v = DropletVideoPipeline.from_pretrained(tmp_path / "i2v", max_text_tokens=32)
     assert i2v.inpaint
     red = torch.zeros(40, 90, 3, dtype=torch.uint8)
     red[..., 0] = 255
@@ -243,20 +243,28 @@ def test_build_tiny_pipeline_is_seeded() -> None:
     assert ids[-1] == a.text.tokenizer.eos_token_id and a.text.tokenizer.unk_token_id not in ids
 
 
-def test_droplet_sample_writes_an_mp4_at_motion_fps(tmp_path: Path) -> None:
-    assert run_droplet(["init-model", str(tmp_path / "ckpt"), "--image-to-video"]).returncode == 0
+def test_droplet_sample_writes_an_mp4_at_8_fps_or_at_motion_fps(tmp_path: Path) -> None:
+    result = run_droplet(["init-model", str(tmp_path / "ckpt"), "--image-to-video", "--add-noise-in-inpaint-model"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((tmp_path / "ckpt" / "transformer" / "config.json").read_text())
+    assert config["add_noise_in_inpaint_model"] is True and config["in_channels"] == 33
     from PIL import Image
 
     Image.fromarray((np.random.default_rng(0).random((48, 80, 3)) * 255).astype("uint8")).save(tmp_path / "img.png")
-    out = tmp_path / "video.mp4"
-    result = run_droplet(["sample", "--checkpoint", str(tmp_path / "ckpt"), "--prompt", "The camera tilts up.",
-                          "--motion", "12", "--image", str(tmp_path / "img.png"), "--steps", "2", "--out", str(out)])
-    assert result.returncode == 0, result.stderr[-2000:]
-    with av.open(str(out)) as container:
-        stream = container.streams.video[0]
-        frames = [f for f in container.decode(stream)]
-        assert (len(frames), stream.width, stream.height) == (9, 64, 64)
-        assert float(stream.average_rate) == pytest.approx(12.0)
+    runs = {"released.mp4": [], "motion.mp4": ["--fps-from-motion", "--image-fit", "cover", "--no-quality-suffix",
+                                               "--max-text-tokens", "64", "--no-cpu-offload"]}
+    for name, extra in runs.items():
+        result = run_droplet(["sample", "--checkpoint", str(tmp_path / "ckpt"), "--prompt", "The camera tilts up.",
+                              "--motion", "12", "--image", str(tmp_path / "img.png"), "--steps", "2",
+                              "--out", str(tmp_path / name), *extra])
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "fp32" in result.stdout and "seed 42" in result.stdout and "CFG 6," in result.stdout  # CPU: auto fp32
+    for name, fps in (("released.mp4", 8.0), ("motion.mp4", 12.0)):  # the released script writes at 8 fps
+        with av.open(str(tmp_path / name)) as container:
+            stream = container.streams.video[0]
+            frames = [f for f in container.decode(stream)]
+            assert (len(frames), stream.width, stream.height) == (9, 64, 64)
+            assert float(stream.average_rate) == pytest.approx(fps)
     bad = run_droplet(["sample", "--checkpoint", str(tmp_path / "ckpt"), "--prompt", "x", "--frames", "10",
                        "--out", str(tmp_path / "bad.mp4")])
     assert bad.returncode == 2 and "4k+1" in bad.stderr

@@ -1,4 +1,4 @@
-"""The curate entry point through `ray job submit --working-dir .` against the session's local head."""
+"""The curate entry point through `ray job submit --working-dir .` against the test run's local head."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Kill `droplet curate` mid-run (the local executor, 2 CPUs) at a fixed point — right after its first source
 is committed — and run it again on the same OUT: it finishes the rest, redoes nothing that was done, and ends
 with exactly what an uninterrupted run gives (clip rows and clip file bytes). The uninterrupted run is Ray
-Data's, on the session's Ray head: the two executors agree row for row and byte for byte."""
+Data's, on the test run's Ray head: the two executors agree row for row and byte for byte."""
 
 from __future__ import annotations
 

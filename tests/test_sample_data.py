@@ -21,7 +21,7 @@ LABELS = {"static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", 
 
 @pytest.fixture(scope="module")
 def sample(sample_data: Path) -> tuple[Path, dict]:
-    """The session's sample data (conftest), with its truth."""
+    """The test run's sample data (conftest), with its truth."""
     return sample_data, json.loads((sample_data / "truth.json").read_text(encoding="utf-8"))
 
 

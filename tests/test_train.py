@@ -224,7 +224,7 @@ def test_image_to_video_training_and_ema_export(tmp_path: Path, index_shards) ->
     from train.run import run_training
 
     config = tiny_config(tmp_path / "run", {
-        "model.image_to_video": True, "model.gradient_checkpointing": True, "train.image_to_video_share": 0.5,
+        "model.image_to_video": True, "model.gradient_checkpointing": True, "train.text_to_video_share": 0.5,
         "train.ema.enabled": True, "train.ema.decay": 0.5, "train.max_steps": 3})
     summary = run_training(config, index_shards, progress=False)
     assert len(summary.losses) == 3 and all(np.isfinite(summary.losses))
@@ -273,6 +273,7 @@ def test_precompute_then_train_from_latent_shards(tmp_path: Path, latent_folder)
     assert sum(s["samples"] for s in manifest["shards"]) == 5
     assert all(s["name"].startswith(f"latents-{s['bucket']}-") for s in manifest["shards"])
     pipe = build_tiny_pipeline(seed=config.train.seed)
+    pipe.text.max_length = config.model.text_length  # captions are encoded to 400 tokens, not the preset's 32
     sample = next(iter(wds.WebDataset(str(folder / manifest["shards"][0]["name"]), shardshuffle=False)))
     meta, tensors = json.loads(sample["json"]), load(sample["safetensors"])
     n, fps, w, h = CLIPS[int(meta["clip_id"][4:])]
@@ -324,8 +325,8 @@ def test_latent_batches_get_the_same_image_to_video_channels_as_pixel_batches(tm
     from train.components import build_components
     from train.encode import BatchEncoder
 
-    config = tiny_config(tmp_path, {"model.image_to_video": True, "train.reference_noise_sigma": 0.0,
-                                    "train.image_to_video_share": 0.5}, frame_counts=[9])
+    config = tiny_config(tmp_path, {"model.image_to_video": True, "train.reference_noise.enabled": False,
+                                    "train.text_to_video_share": 0.5}, frame_counts=[9])
     parts = build_components(config, torch.device("cpu"))
     spec = StreamSpec(urls=index_shards, frame_counts=[9], token_budget=48, batch_size=2, shuffle_buffer=1,
                       resampled=False)
@@ -383,7 +384,7 @@ def test_droplet_train_cli_refuses_an_existing_run_and_a_changed_config(tmp_path
 
 @pytest.mark.slow
 def test_ray_train_launcher_two_workers_stops_and_resumes(tmp_path: Path, latent_folder, ray_head: dict) -> None:
-    """2 CPU workers (gloo, ZeRO-2) on the session's head at 127.0.0.1: run to step 2, launch again to step 4.
+    """2 CPU workers (gloo, ZeRO-2) on the test run's head at 127.0.0.1: run to step 2, launch again to step 4.
     The data are a `droplet precompute` folder and the config does not say `data.precomputed`: the launcher finds
     the kind itself (it used to read the latents as clips and loop over empty epochs forever)."""
     import math
@@ -457,3 +458,430 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path: Path, index_shar
     state = torch.load(tmp_path / "run" / "checkpoints" / "step-00000003" / "trainer_state_rank00000.pt",
                        weights_only=False)
     assert state["step"] == 3 and sum(state["cursor"]["consumed"]) + 4 * state["cursor"]["epoch"] == 6
+
+
+# -- the recipe (CogVideoX-Fun / DropletVideo defaults) and the generative side -------------------------------------
+def binomial_ok(hits: int, n: int, p: float, sigmas: float = 4.0) -> bool:
+    """`hits` of `n` draws with probability `p`, within `sigmas` binomial standard deviations."""
+    return abs(hits / n - p) <= sigmas * (p * (1 - p) / n) ** 0.5
+
+
+def test_the_recipe_defaults_are_the_cited_ones(tmp_path: Path) -> None:
+    from runtime.config import load_config
+
+    defaults = TrainConfig()
+    assert defaults.model.text_length == 400  # the paper; the released inference.py's max_sequence_length
+    assert defaults.optim.grad_clip == 0.05  # CogVideoX-Fun scripts/train.sh --max_grad_norm
+    assert (defaults.optim.lr, defaults.optim.warmup_steps) == (2e-5, 100)  # train.sh
+    assert defaults.train.text_to_video_share == 0.3  # CogVideoX-Fun V1.1 get_random_mask
+    noise = defaults.train.reference_noise
+    assert (noise.enabled, noise.log_mean, noise.log_std) == (True, -3.0, 0.5)  # add_noise_to_reference_video
+    assert deepspeed_config(defaults, torch.device("cpu"))["gradient_clipping"] == 0.05
+    five_b = load_config(REPO / "configs" / "train-5b.yaml", TrainConfig)
+    assert (five_b.model.text_length, five_b.optim.grad_clip, five_b.train.text_to_video_share) == (400, 0.05, 0.3)
+    assert five_b.train.reference_noise == noise
+
+
+def test_reference_noise_goes_on_the_given_pixels_with_one_sigma_per_sample() -> None:
+    """`inpaint_conditioning` adds sigma_i x N(0, 1) to sample i's given frames before the VAE sees them (a VAE
+    that records its input shows it); a scalar sigma still works as before."""
+    from types import SimpleNamespace
+
+    from model.conditioning import first_frame_mask, inpaint_conditioning
+
+    class RecordingVAE:
+        dtype = torch.float32
+        config = SimpleNamespace(scaling_factor=0.7)
+
+        def encode(self, pixels):
+            self.seen = pixels.clone()
+            b, _, f, h, w = pixels.shape
+            zeros = torch.zeros(b, 16, (f - 1) // 4 + 1, h // 8, w // 8)
+            return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: zeros))
+
+    vae, pixels = RecordingVAE(), torch.rand(2, 3, 9, 64, 64) * 1.6 - 0.8
+    shape = (2, 3, 16, 8, 8)
+    sigma = torch.tensor([0.01, 0.1])
+    inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, sigma, generator=torch.Generator().manual_seed(0))
+    added = vae.seen[:, :, 0] - pixels[:, :, 0]
+    assert added.flatten(1).std(dim=1).tolist() == pytest.approx(sigma.tolist(), rel=0.03)
+    assert abs(float(added.mean())) < 1e-3 and torch.all(vae.seen[:, :, 1:] == -1)  # generated frames: -1, no noise
+    inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, 0.05, generator=torch.Generator().manual_seed(0))
+    assert float((vae.seen[:, :, 0] - pixels[:, :, 0]).std()) == pytest.approx(0.05, rel=0.03)
+    inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape)
+    assert torch.equal(vae.seen[:, :, 0], pixels[:, :, 0])
+    with pytest.raises(ValueError, match="one per sample"):
+        inpaint_conditioning(vae, pixels, first_frame_mask(2, 9), shape, torch.ones(3))
+
+
+def test_training_draws_the_mode_mix_and_log_normal_reference_noise(tmp_path: Path, index_shards) -> None:
+    """Over many samples: a share 0.3 is text-to-video (within a binomial tolerance) and the image-to-video
+    samples' sigmas have log-mean -3 and log-sd 0.5 (CogVideoX-Fun's exp(N(-3, 0.5))). A real batch carries
+    its draws: text-to-video rows get zero channels, the others the first frame."""
+    from train.components import build_components
+    from train.encode import BatchEncoder
+
+    config = tiny_config(tmp_path, {"model.image_to_video": True}, frame_counts=[9])
+    parts = build_components(config, torch.device("cpu"))
+    encoder = BatchEncoder("pixels", parts, config, torch.device("cpu"))
+    n = 40_000
+    draws = encoder.draw(n, torch.Generator().manual_seed(0))
+    t2v = draws.text_to_video
+    assert binomial_ok(int(t2v.sum()), n, 0.3), float(t2v.float().mean())
+    assert torch.all(draws.sigma[t2v] == 0)
+    log_sigma = draws.sigma[~t2v].log()
+    assert float(log_sigma.mean()) == pytest.approx(-3.0, abs=0.02)  # standard error 0.003
+    assert float(log_sigma.std()) == pytest.approx(0.5, abs=0.02)
+    half = BatchEncoder("pixels", parts, config.updated({"train.text_to_video_share": 0.9}), torch.device("cpu"))
+    assert binomial_ok(int(half.draw(n, torch.Generator().manual_seed(1)).text_to_video.sum()), n, 0.9)
+
+    spec = StreamSpec(urls=index_shards, frame_counts=[9], token_budget=48, batch_size=2, shuffle_buffer=1,
+                      resampled=False)
+    batch = next(iter(ClipBatches(spec)))
+    seen = set()
+    for seed in range(6):
+        encoded = encoder(batch, torch.Generator().manual_seed(seed))
+        for row in range(2):
+            cond, text_to_video = encoded.conditioning[row], bool(encoded.text_to_video[row])
+            seen.add(text_to_video)
+            if text_to_video:
+                assert torch.count_nonzero(cond) == 0 and encoded.reference_sigma[row] == 0
+            else:
+                assert torch.allclose(cond[0, 0], torch.tensor(0.7)) and torch.all(cond[1:, 0] == 0)
+                assert 0 < encoded.reference_sigma[row] < 1
+    assert seen == {True, False}
+
+
+def test_the_loss_target_is_the_closed_form_velocity(tmp_path: Path, index_shards) -> None:
+    """v = sqrt(a_t) noise - sqrt(1 - a_t) x0 and x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise with a_t the
+    scheduler's alphas_cumprod; at the last timestep (zero terminal SNR) v = -x0 and x_t = noise exactly. The
+    trainer's step inputs are built this way."""
+    from model.scheduler import make_scheduler
+    from train.objective import noisy_and_target
+    from train.setup import TrainData
+    from train.trainer import Trainer
+
+    scheduler = make_scheduler()
+    x0 = torch.arange(24, dtype=torch.float32).reshape(3, 1, 2, 2, 2) / 10 - 1
+    noise = torch.linspace(-2, 2, 24).reshape(3, 1, 2, 2, 2)
+    t = torch.tensor([0, 500, 999])
+    noisy, target = noisy_and_target(scheduler, x0, noise, t)
+    a = scheduler.alphas_cumprod[t].float().reshape(3, 1, 1, 1, 1)
+    assert float(a[2]) == 0.0 and 0 < float(a[1]) < float(a[0]) < 1
+    assert torch.allclose(target, a.sqrt() * noise - (1 - a).sqrt() * x0, atol=1e-6)
+    assert torch.allclose(noisy, a.sqrt() * x0 + (1 - a).sqrt() * noise, atol=1e-6)
+    assert torch.allclose(target[2], -x0[2]) and torch.allclose(noisy[2], noise[2])
+
+    config = tiny_config(tmp_path / "run", {"model.image_to_video": True}, frame_counts=[9])
+    trainer = Trainer(config, TrainData(tuple(index_shards), "pixels"), tmp_path / "run")
+    spec = StreamSpec(urls=index_shards, frame_counts=[9], token_budget=48, batch_size=2, shuffle_buffer=1,
+                      resampled=False)
+    x = trainer.prepare(next(iter(ClipBatches(spec))))
+    a = trainer.parts.scheduler.alphas_cumprod[x.timesteps].float().reshape(-1, 1, 1, 1, 1)
+    assert torch.allclose(x.target, a.sqrt() * x.noise - (1 - a).sqrt() * x.latents, atol=1e-5)
+    assert torch.allclose(x.model_input[:, :, :16], a.sqrt() * x.latents + (1 - a).sqrt() * x.noise, atol=1e-5)
+    assert x.model_input.shape[2] == 33 and x.text.shape[1] == 400
+
+
+def test_caption_and_motion_dropout_rates_and_what_they_drop() -> None:
+    from train.objective import dropout_masks, step_inputs
+
+    n = 40_000
+    captions, motions = dropout_masks(n, torch.Generator().manual_seed(0), 0.1, 0.25)
+    assert binomial_ok(int(captions.sum()), n, 0.1) and binomial_ok(int(motions.sum()), n, 0.25)
+    assert binomial_ok(int((captions & motions).sum()), n, 0.025)  # independent draws
+    none, _ = dropout_masks(n, torch.Generator(), 0.0, 1.0)
+    assert not none.any()
+
+    from model.scheduler import make_scheduler
+
+    text, empty = torch.randn(64, 5, 4), torch.full((1, 5, 4), 7.0)
+    x = step_inputs(make_scheduler(), torch.randn(64, 2, 16, 2, 2), text, None, torch.full((64,), 8.0),
+                    lambda k: empty.expand(k, -1, -1), torch.Generator().manual_seed(3), 0.5, 0.5)
+    assert 0 < int(x.caption_dropped.sum()) < 64 and 0 < int(x.motion_dropped.sum()) < 64
+    assert torch.all(x.text[x.caption_dropped] == 7.0) and torch.equal(x.text[~x.caption_dropped],
+                                                                       text[~x.caption_dropped])
+    assert torch.all(x.motion[x.motion_dropped] == 0) and torch.all(x.motion[~x.motion_dropped] == 8.0)
+
+
+def test_gradients_reach_both_motion_layers(tmp_path: Path, index_shards) -> None:
+    """The training loss reaches fps_embedding.linear_1 and linear_2; with linear_2 zero (how weights without
+    the motion keys load) linear_2 learns first and linear_1 follows once linear_2 has moved."""
+    from train.components import build_components
+    from train.encode import BatchEncoder
+    from train.objective import step_inputs
+
+    config = tiny_config(tmp_path, {"model.image_to_video": True}, frame_counts=[9])
+    parts = build_components(config, torch.device("cpu"))
+    encoder = BatchEncoder("pixels", parts, config, torch.device("cpu"))
+    spec = StreamSpec(urls=index_shards, frame_counts=[9], token_budget=48, batch_size=2, shuffle_buffer=1,
+                      resampled=False)
+    batch = next(iter(ClipBatches(spec)))
+    model = parts.transformer
+    motion = model.fps_embedding
+
+    def grads() -> tuple[float, float]:
+        model.zero_grad()
+        encoded = encoder(batch, torch.Generator().manual_seed(0))
+        x = step_inputs(parts.scheduler, encoded.latents, encoded.text, encoded.conditioning, batch["motion"],
+                        parts.text.empty, torch.Generator().manual_seed(1), 0.0, 0.0)
+        pred = model(x.model_input, x.text, x.timesteps, motion=x.motion, return_dict=False)[0]
+        torch.nn.functional.mse_loss(pred, x.target).backward()
+        return float(motion.linear_1.weight.grad.norm()), float(motion.linear_2.weight.grad.norm())
+
+    first, second = grads()
+    assert first > 0 and second > 0
+    with torch.no_grad():
+        motion.linear_2.weight.zero_()
+        motion.linear_2.bias.zero_()
+    first, second = grads()
+    assert first == 0 and second > 0
+    with torch.no_grad():
+        motion.linear_2.weight.sub_(1e-2 * motion.linear_2.weight.grad.sign())  # one step on linear_2
+    first, second = grads()
+    assert first > 0 and second > 0
+
+
+def test_gradient_clipping_bounds_the_norm_the_optimizer_applies(tmp_path: Path, index_shards) -> None:
+    """DeepSpeed clips to optim.grad_clip (0.05) before AdamW steps: the gradient the optimizer sees has norm
+    0.05 when the step's norm was larger; without clipping it keeps its norm."""
+    from train.setup import TrainData
+    from train.trainer import Trainer
+
+    spec = StreamSpec(urls=index_shards, frame_counts=[9], token_budget=48, batch_size=2, shuffle_buffer=1,
+                      resampled=False)
+    batch = next(iter(ClipBatches(spec)))
+    applied = {}
+    for clip in (0.05, 0.0):
+        trainer = Trainer(tiny_config(tmp_path / f"run{clip}", {"optim.grad_clip": clip}, frame_counts=[9]),
+                          TrainData(tuple(index_shards), "pixels"), tmp_path / f"run{clip}")
+        norms = []
+
+        def before_step(optimizer, args, kwargs, norms=norms) -> None:
+            squares = [p.grad.double().pow(2).sum() for g in optimizer.param_groups for p in g["params"]
+                       if p.grad is not None]
+            norms.append(float(torch.stack(squares).sum().sqrt()))
+
+        # the torch AdamW inside DeepSpeed's ZeRO optimizer: its fp32 partitions hold the clipped gradient
+        trainer.engine.optimizer.optimizer.register_step_pre_hook(before_step)
+        result = trainer.train_step([batch])
+        applied[clip] = (result.grad_norm, sum(n * n for n in norms) ** 0.5)
+    (pre, post), (pre_unclipped, post_unclipped) = applied[0.05], applied[0.0]
+    assert pre == pytest.approx(pre_unclipped, rel=1e-3) and pre > 0.05  # the same step, before clipping
+    assert post == pytest.approx(0.05, rel=1e-3)
+    assert post_unclipped == pytest.approx(pre, rel=1e-3)
+
+
+def test_training_starts_from_a_pretrained_folder_at_400_text_tokens(tmp_path: Path, index_shards) -> None:
+    """A `droplet init-model` folder (its transformer config says 32 text tokens): the run starts from its
+    weights, encodes captions to model.text_length (400), and the exported pipeline records 400."""
+    from safetensors.torch import load_file
+
+    from model.pipeline import DropletVideoPipeline
+    from model.tiny import write_tiny_pipeline
+    from train.components import build_components
+    from train.run import run_training
+
+    folder = write_tiny_pipeline(tmp_path / "ckpt", seed=5, in_channels=33)
+    assert json.loads((folder / "transformer" / "config.json").read_text())["max_text_seq_length"] == 32
+    config = tiny_config(tmp_path / "run", {"model.pretrained": str(folder)}, frame_counts=[9])
+    parts = build_components(config, torch.device("cpu"))
+    stored = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(p, stored[name]) for name, p in parts.transformer.state_dict().items())
+    assert parts.inpaint and parts.text.encode(["a pan"]).shape == (1, 400, 32)
+    assert parts.text.empty().shape == (1, 400, 32)
+    kept = build_components(config.updated({"model.text_length": None}), torch.device("cpu"))
+    assert kept.text.encode(["a pan"]).shape == (1, 32, 32)
+
+    summary = run_training(config, index_shards, max_steps=2, progress=False)
+    assert len(summary.losses) == 2 and all(np.isfinite(summary.losses))
+    exported = Path(summary.pipeline)
+    assert json.loads((exported / "transformer" / "config.json").read_text())["max_text_seq_length"] == 400
+    assert DropletVideoPipeline.from_pretrained(exported).text.encode(["a pan"]).shape == (1, 400, 32)
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory, index_shards) -> tuple[Path, list]:
+    """One short image-to-video run with the default text-to-video share: warmup 3, 4 steps, a checkpoint every step
+    (keep 2), validation every 2 steps and at the end, MFU against a stated peak."""
+    from conftest import free_ports
+
+    from train.run import run_training
+
+    output = tmp_path_factory.mktemp("recipe") / "run"
+    config = tiny_config(output, {"model.image_to_video": True, "optim.warmup_steps": 3, "train.max_steps": 4,
+                                  "train.checkpoint_every": 1, "train.keep_checkpoints": 2,
+                                  "train.peak_tflops": 1.0, "train.validation.every": 2,
+                                  "train.validation.at_end": True, "train.validation.steps": 2}, frame_counts=[9])
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                            "MASTER_PORT": str(free_ports(1)[0])}.items():
+            env.setenv(name, value)
+        if "TORCH_EXTENSIONS_DIR" not in os.environ:
+            env.setenv("TORCH_EXTENSIONS_DIR", "")
+            env.delenv("TORCH_EXTENSIONS_DIR")
+        summary = run_training(config, index_shards, progress=False)
+    return output, summary.steps
+
+
+def test_warmup_is_linear_to_the_configured_lr(recipe_run) -> None:
+    _, steps = recipe_run
+    assert [s.lr for s in steps] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3])
+
+
+def test_checkpoints_keep_the_last_n(recipe_run) -> None:
+    output, _ = recipe_run
+    checkpoints = output / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("step-*")) == ["step-00000003", "step-00000004"]
+    assert (checkpoints / "latest").read_text().strip() == "step-00000004"
+
+
+def test_validation_writes_mp4s_in_the_trained_modes(recipe_run) -> None:
+    """Text-to-video share 0.3 of an image-to-video model: both modes are trained, both are validated (the
+    image-to-video one from the first training clip's first frame)."""
+    import av
+
+    output, _ = recipe_run
+    samples = output / "samples"
+    names = sorted(p.name for p in samples.glob("*.mp4"))
+    assert names == [f"step-0000000{s}-0-{m}.mp4" for s in (2, 4) for m in ("i2v", "t2v")]
+    for name in names:
+        with av.open(str(samples / name)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert len(frames) == 9 and frames[0].shape == (64, 64, 3)
+    assert (samples / "validation-image.png").exists()
+
+
+def test_tensorboard_has_the_training_scalars(recipe_run) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    output, steps = recipe_run
+    events = EventAccumulator(str(output / "tensorboard"), size_guidance={"scalars": 0, "images": 0}).Reload()
+    tags = events.Tags()
+    expected = {"train/loss", "train/lr", "train/grad_norm", "perf/samples_per_s", "perf/tokens_per_s", "perf/mfu"}
+    assert expected <= set(tags["scalars"]), tags["scalars"]
+    for tag in expected:
+        assert [e.step for e in events.Scalars(tag)] == [1, 2, 3, 4], tag
+    assert [e.value for e in events.Scalars("train/loss")] == pytest.approx([s.loss for s in steps], rel=1e-5)
+    assert [e.value for e in events.Scalars("train/lr")] == pytest.approx([s.lr for s in steps], rel=1e-5)
+    assert {"samples/t2v/0", "samples/i2v/0"} <= set(tags["images"])
+
+
+def test_training_flops_match_a_hand_count_for_one_block() -> None:
+    """Per block and sequence of T tokens, forward: 2 x 12 d² x T for the token-wise matmuls (q, k, v, out:
+    4 d²; MLP 4x: 8 d²), 2 x 2 x (cond x 6d) for the two AdaLN projections (once per sequence), 4 T² d for
+    QKᵀ and AV; backward twice the forward. torch's FLOP counter agrees on the matmuls."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from model.flops import training_flops
+    from model.presets import preset
+    from model.transformer import DropletVideoTransformer3DModel
+
+    def hand(d: int, cond: int, tokens: int) -> int:
+        return 3 * (2 * 12 * d * d * tokens + 2 * 2 * cond * 6 * d + 4 * tokens * tokens * d)
+
+    tiny = DropletVideoTransformer3DModel(**preset("tiny")["transformer"])
+    assert training_flops(tiny, 80) == 2 * hand(64, 32, 80)  # two blocks
+    with torch.device("meta"):
+        five_b = DropletVideoTransformer3DModel(**preset("5b")["transformer"])
+    assert training_flops(five_b, 13_712) == 42 * hand(3072, 512, 13_712)
+
+    block, tokens = tiny.transformer_blocks[0], 80
+    video, text = torch.randn(1, 48, 64, requires_grad=True), torch.randn(1, 32, 64, requires_grad=True)
+    cond = torch.randn(1, 32, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        out_video, out_text = block(video, text, cond)
+        (out_video.sum() + out_text.sum()).backward()
+    attention = 3 * 4 * tokens * tokens * 64  # SDPA's CPU kernel is not counted by the FLOP counter
+    assert counter.get_total_flops() == hand(64, 32, tokens) - attention
+
+
+def test_the_curated_clip_length_bounds_the_motion_range() -> None:
+    """The README's numbers: clips of at most 250 frames (curation's default) never give M below 7.35 (N 49) or
+    12.75 (N 85) at 30 fps; M <= 4 at N 85 takes 796 frames at 30 fps, 636 at 24 fps."""
+    from curation.config import CurateConfig
+
+    assert CurateConfig().clips.max_frames == 250
+    assert sample_frames(250, 30.0, 49).motion == pytest.approx(7.35)
+    assert sample_frames(250, 30.0, 85).motion == pytest.approx(12.75)
+    assert sample_frames(796, 30.0, 85).motion <= 4 < sample_frames(795, 30.0, 85).motion
+    assert sample_frames(636, 24.0, 85).motion <= 4 < sample_frames(635, 24.0, 85).motion
+
+
+def test_precompute_stores_noisy_reference_draws_and_training_picks_one(tmp_path: Path, caplog) -> None:
+    """Image-to-video precompute: K = 2 noisy encodings of the first frame per clip, each with its sigma,
+    reproducible from (seed, clip key); a latents batch gets one of them per sample. K = 0 stores one clean
+    encoding, and training from it says it adds no reference noise."""
+    import logging
+
+    from safetensors.torch import load
+
+    from model.vae import video_to_pixels
+    from train.components import build_components
+    from train.data import precomputed_batch
+    from train.encode import BatchEncoder
+    from train.precompute import clip_generator, precompute, reference_latents
+
+    clips = [(40, 24.0, 64, 64), (60, 30.0, 64, 64)]  # one bucket
+    urls = write_index_shards(tmp_path / "shards", clips=clips, per_shard=2)
+    changes = {"model.image_to_video": True, "train.reference_noise.precompute_draws": 2}
+    config = tiny_config(tmp_path / "unused", changes, frame_counts=[9])
+    with caplog.at_level(logging.INFO, logger="train.precompute"):
+        manifest = precompute(config, urls, tmp_path / "latents", progress=False)
+    assert "2 noisy encoding(s) per clip" in caplog.text
+    assert manifest["reference_noise"] == {"draws": 2, "log_mean": -3.0, "log_std": 0.5}
+    assert manifest["text_length"] == 400
+    raws = list(wds.WebDataset(str(tmp_path / "latents" / manifest["shards"][0]["name"]), shardshuffle=False))
+    tensors = load(raws[0]["safetensors"])
+    reference, sigma = tensors["reference"], tensors["reference_sigma"]
+    assert reference.shape == (2, *tensors["latents"].shape) and sigma.shape == (2,)
+    assert torch.all(sigma > 0) and sigma[0] != sigma[1] and not torch.equal(reference[0], reference[1])
+    assert tensors["text"].shape[0] == 400
+
+    parts = build_components(config, torch.device("cpu"))
+    meta = json.loads(raws[0]["json"])
+    n, fps, w, h = clips[int(meta["clip_id"][4:])]
+    frames = decode_frames(index_clip(n, fps, w, h), meta["indices"], fps, meta["bucket"]["height"],
+                           meta["bucket"]["width"])
+    again = reference_latents(parts.vae, video_to_pixels(torch.from_numpy(frames)), (1, *reference.shape[1:]),
+                              config.train.reference_noise, clip_generator(config.train.seed, raws[0]["__key__"]))
+    assert torch.equal(again["reference_sigma"], sigma) and torch.equal(again["reference"], reference)
+
+    for raw in raws:
+        raw["json"] = json.loads(raw["json"])
+    batch = precomputed_batch(assert_one_bucket(raws), raws)
+    assert batch["reference"].shape[:2] == (2, 2) and batch["reference_sigma"].shape == (2, 2)
+    encoder = BatchEncoder("latents", parts, config.updated({"train.text_to_video_share": 0.0}), torch.device("cpu"))
+    picked = set()
+    for seed in range(6):
+        encoded = encoder(batch, torch.Generator().manual_seed(seed))
+        for row in range(2):
+            stored = [k for k in range(2) if torch.allclose(encoded.conditioning[row, :, 1:],
+                                                            batch["reference"][row, k].float())]
+            assert len(stored) == 1 and encoded.reference_sigma[row] == batch["reference_sigma"][row, stored[0]]
+            picked.add(stored[0])
+    assert picked == {0, 1}
+
+    clean_config = config.updated({"train.reference_noise.precompute_draws": 0})
+    clean = precompute(clean_config, urls[:1], tmp_path / "clean", progress=False)
+    assert clean["reference_noise"]["draws"] == 0
+    raws = list(wds.WebDataset(str(tmp_path / "clean" / clean["shards"][0]["name"]), shardshuffle=False))
+    assert load(raws[0]["safetensors"])["reference"].ndim == 4 and "reference_sigma" not in load(raws[0]["safetensors"])
+    for raw in raws:
+        raw["json"] = json.loads(raw["json"])
+    with caplog.at_level(logging.WARNING, logger="train.encode"):
+        encoded = BatchEncoder("latents", parts, clean_config, torch.device("cpu"))(
+            precomputed_batch(assert_one_bucket(raws), raws), torch.Generator())
+    assert "reference latents are clean" in caplog.text and torch.all(encoded.reference_sigma == 0)
+    with pytest.raises(ValueError, match="model.text_length"):
+        BatchEncoder("latents", parts, config, torch.device("cpu"))({**batch, "text": batch["text"][:, :32]},
+                                                                    torch.Generator())
+
+
+def assert_one_bucket(raws: list[dict]):
+    from train.buckets import Bucket
+
+    buckets = {json.dumps(raw["json"]["bucket"], sort_keys=True) for raw in raws}
+    assert len(buckets) == 1, buckets
+    b = raws[0]["json"]["bucket"]
+    return Bucket(b["frames"], b["height"], b["width"])

@@ -96,7 +96,7 @@ def test_cuts_at_the_edges():
 
 def test_the_model_process_keeps_its_rng_and_gives_the_same_cuts_on_every_load(sample_data, truth, ray_client,
                                                                                  tmp_path):
-    """The pipeline's TransNetV2Stage, built and run inside two fresh Ray actors on the session's head: loading
+    """The pipeline's TransNetV2Stage, built and run inside two fresh Ray actors on the test run's head: loading
     the model leaves that process's RNGs and torch flags as they were, and both loads give the same output."""
     config = CurateConfig.model_validate({"scenes": {"detector": "transnetv2"}})
     source = sample_data / "synthetic" / "hd_shots.mp4"
@@ -146,7 +146,7 @@ def test_the_model_process_keeps_its_rng_and_gives_the_same_cuts_on_every_load(s
 
 @pytest.mark.parametrize("executor", ["ray", "local"])
 def test_transnetv2_detector_through_the_pipeline(sample_data, ray_head, tmp_path, executor):
-    """Ray Data (its actor stage, on the session's head) and the local executor (the model in a process of its
+    """Ray Data (its actor stage, on the test run's head) and the local executor (the model in a process of its
     own) find the same cuts."""
     excerpt = tmp_path / "in" / "excerpt.mp4"
     excerpt.parent.mkdir()

@@ -35,6 +35,27 @@ class Components:
         return copy.deepcopy(self.scheduler)
 
 
+def set_text_length(transformer: DropletVideoTransformer3DModel, text: TextEncoder, length: int | None) -> None:
+    """Captions are encoded to `length` T5 tokens (model.text_length) for RoPE models, whatever the folder's
+    transformer config says, and the config records it, so the exported pipeline samples at the trained length.
+    `length` None, and models with sin-cos positions, keep the config's length."""
+    cfg = transformer.config
+    if length is None:  # the folder's own length (a pipeline folder's sampler would otherwise encode to 400)
+        length = cfg.max_text_seq_length
+    if length == text.max_length == cfg.max_text_seq_length:
+        return
+    if not cfg.use_rotary_positional_embeddings:
+        log.warning("model.text_length %d ignored: the transformer has sin-cos positions, trained at %d text tokens",
+                    length, cfg.max_text_seq_length)
+        return
+    if length != cfg.max_text_seq_length:
+        log.info("captions encoded to %d T5 tokens (model.text_length); the transformer config said %d",
+                 length, cfg.max_text_seq_length)
+    text.max_length = length
+    text.reset_cache()
+    transformer.register_to_config(max_text_seq_length=length)
+
+
 def build_components(config: TrainConfig, device: torch.device) -> Components:
     m = config.model
     if m.pretrained:
@@ -48,6 +69,7 @@ def build_components(config: TrainConfig, device: torch.device) -> Components:
     else:
         raise ValueError(f"model.preset {m.preset!r} needs model.pretrained: a pipeline folder with the VAE and T5 "
                          "(the transformer may be CogVideoX's; the motion embedding is added)")
+    set_text_length(transformer, text, m.text_length)
     frozen_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     for frozen in (vae, text.encoder):
         frozen.requires_grad_(False).eval().to(device)

@@ -22,6 +22,11 @@ class ModelSection(Section):
     sdpa_backends: list[str] | None = Field(None, description='e.g. ["cudnn", "flash"] on Hopper')
     compile_blocks: bool = Field(False, description="torch.compile each transformer block")
     vae_tiling: bool = False
+    # 400: the DropletVideo paper's training text length and the released inference.py (max_sequence_length=400);
+    # CogVideoX-Fun's scripts/train.py defaults to 226 (--tokenizer_max_length), as does its transformer class's
+    # max_text_seq_length (cogvideox/models/transformer3d.py), which a folder's config may keep: not used here.
+    text_length: int | None = Field(400, ge=1, description="T5 tokens per caption for RoPE models, whatever the "
+                                    "pretrained folder says (null: its max_text_seq_length); the export records it")
 
     def local_paths(self) -> dict[str, dict[str, str | None]]:
         """The local folders the model is read from (`runtime.paths.require_local_paths` keywords)."""
@@ -55,8 +60,12 @@ class OptimSection(Section):
     weight_decay: float = 3e-2
     eps: float = 1e-10
     betas: tuple[float, float] = (0.9, 0.999)
+    # 100 steps of linear warmup to a constant lr: CogVideoX-Fun scripts/train.sh (--lr_scheduler
+    # constant_with_warmup --lr_warmup_steps=100); lr, weight decay and eps are also train.sh's and the paper's.
     warmup_steps: int = Field(100, ge=0)
-    grad_clip: float = Field(1.0, ge=0)
+    # 0.05: CogVideoX-Fun scripts/train.sh (--max_grad_norm=0.05; train.py's argparse default is 1.0). Under
+    # DeepSpeed its train.py clips at exactly this value (no ramp or abnormal-norm rescaling).
+    grad_clip: float = Field(0.05, ge=0, description="max gradient norm (0: no clipping)")
 
 
 class EmaSection(Section):
@@ -64,6 +73,18 @@ class EmaSection(Section):
     decay: float = Field(0.9999, gt=0, lt=1)
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16 halves memory but rounds away small updates")
     sharded: bool = Field(True, description="each rank keeps the EMA of 1/world of the parameters")
+
+
+class ReferenceNoiseSection(Section):
+    """Gaussian noise on the given (reference) frames before the VAE encodes them, image-to-video samples only."""
+
+    # exp(N(-3, 0.5)) per sample: CogVideoX-Fun's add_noise_to_reference_video(ratio=None), which scripts/train.py
+    # applies when the transformer has add_noise_in_inpaint_model (cogvideox/pipeline/pipeline_cogvideox_inpaint.py)
+    enabled: bool = True
+    log_mean: float = Field(-3.0, description="sigma = exp(N(log_mean, log_std)), one draw per sample")
+    log_std: float = Field(0.5, ge=0)
+    precompute_draws: int = Field(1, ge=0, description="droplet precompute: noisy reference latents stored per "
+                                  "clip, each with its own sigma; training picks one per step (0: one clean copy)")
 
 
 class ValidationSection(Section):
@@ -77,6 +98,8 @@ class ValidationSection(Section):
     motion: float = 8.0
     guidance_scale: float = 1.0
     at_end: bool = True
+    image: str | None = Field(None, description="first frame for image-to-video validation (default: the first "
+                              "frame of the first training clip, kept as RUN/samples/validation-image.png)")
 
 
 class TrainSection(Section):
@@ -85,8 +108,13 @@ class TrainSection(Section):
     gradient_accumulation: int = Field(1, ge=1)
     caption_dropout: float = Field(0.1, ge=0, le=1, description="share of samples trained on the empty prompt")
     motion_dropout: float = Field(0.0, ge=0, le=1, description="share of samples trained with M = 0")
-    image_to_video_share: float = Field(0.5, ge=0, le=1, description="inpaint layout: share with the first frame given")
-    reference_noise_sigma: float = Field(0.0563, ge=0)
+    # 0.3: CogVideoX-Fun's get_random_mask (cogvideox/data/dataset_image_video.py) masks the whole video with
+    # p 0.3 in V1.0/V1.1 (2024-09: the CogVideoX-Fun-V1.1-5b-InP weights configs/train-5b.yaml may start from)
+    # and 0.2 from V1.5 (2024-12); DropletVideo credits CogVideoX-Fun's training strategies and does not say
+    # which. The rest here is image-to-video (first frame given).
+    text_to_video_share: float = Field(0.3, ge=0, le=1, description="inpaint layout: share of samples with the "
+                                       "whole video masked (text-to-video); the rest get the first frame")
+    reference_noise: ReferenceNoiseSection = Field(default_factory=ReferenceNoiseSection)
     checkpoint_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1)

@@ -204,8 +204,10 @@ def precomputed_batch(bucket: Bucket, items: list[dict]) -> dict:
         "key": [raw["__key__"] for raw in items],
         "bucket": bucket.name,
     }
-    if all("reference" in t for t in tensors):
+    if all("reference" in t for t in tensors):  # [B, F', 16, h, w] clean, or [B, K, F', 16, h, w] noisy draws
         batch["reference"] = torch.stack([t["reference"] for t in tensors])
+        if all("reference_sigma" in t for t in tensors):
+            batch["reference_sigma"] = torch.stack([t["reference_sigma"] for t in tensors])
     return batch
 
 

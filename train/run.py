@@ -33,6 +33,17 @@ def check_run_folder(config: TrainConfig, output: Path, resume: bool) -> None:
                            "use another --output")
 
 
+def recipe_line(config: TrainConfig, inpaint: bool) -> str:
+    """The text-to-video share and reference noise a run trains with, in words (logged at the start)."""
+    t = config.train
+    if not inpaint:
+        return "text-to-video only (16-channel layout)"
+    noise = t.reference_noise
+    sigma = f"sigma = exp(N({noise.log_mean:g}, {noise.log_std:g})) per sample" if noise.enabled else "none"
+    return (f"{t.text_to_video_share:.0%} text-to-video, the rest image-to-video; reference noise: {sigma}"
+            + (" (precomputed: as the shards hold it)" if config.data.precomputed else ""))
+
+
 def default_extensions_dir() -> None:
     """Keep DeepSpeed's JIT-built ops (the CPU shm comm op) inside the environment, where `make` builds them."""
     if not os.environ.get("TORCH_EXTENSIONS_DIR"):
@@ -58,4 +69,6 @@ def run_training(config: TrainConfig, data: str | list[str] | None, resume: bool
     if trainer.is_main:
         log.info("training on %d shard(s), output %s, steps %d..%d", len(plan.data.urls), output, trainer.step + 1,
                  max_steps or config.train.max_steps)
+        log.info("captions: %d T5 tokens; %s", trainer.parts.text.max_length,
+                 recipe_line(config, trainer.parts.inpaint))
     return trainer.fit(max_steps=max_steps, progress=progress)

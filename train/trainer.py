@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from model.flops import PEAK_BF16_TFLOPS, training_flops
 from model.pipeline import DropletVideoPipeline, SampleSettings, write_mp4
+from model.vae import decode_video
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .components import Components, build_components
@@ -27,6 +29,7 @@ from .data import ClipBatches, Cursor, StreamSpec, iterate_epoch
 from .distributed import DistInfo, init_distributed
 from .ema import ShardedEMA
 from .encode import BatchEncoder
+from .objective import StepInputs, step_inputs
 from .optim import build_engine
 from .setup import TrainData
 
@@ -41,7 +44,7 @@ class EmptyEpochError(ValueError):
 class StepResult:
     step: int
     loss: float
-    lr: float
+    lr: float  # the learning rate this step was taken at
     grad_norm: float | None
     seconds: float
     samples: int
@@ -91,6 +94,13 @@ class Trainer:
         self.last_loss: float | None = None
         self.writer = None
         self.peak_flops = self._peak_flops()
+        self.validation_modes = self._validation_modes()
+        self.validation_image: torch.Tensor | None = None  # uint8 [H, W, 3] for image-to-video validation
+        v = cfg.validation
+        self._wants_first_frame = False
+        if "image-to-video" in self.validation_modes and self.is_main and (v.every or v.at_end):
+            self.validation_image = self._configured_validation_image()
+            self._wants_first_frame = self.validation_image is None
 
     def barrier(self) -> None:
         if self.dist.world_size > 1:
@@ -144,41 +154,34 @@ class Trainer:
         return folder
 
     # -- one step ------------------------------------------------------------------------------------------------
-    def _rand(self, n: int) -> torch.Tensor:
-        return torch.rand(n, generator=self.generator)
+    @torch.no_grad()
+    def prepare(self, batch: dict) -> StepInputs:
+        """Encode a loader batch and draw everything random of its step (mode, reference noise, dropouts,
+        timesteps, noise) from the rank's generator."""
+        cfg = self.config.train
+        encoded = self.encoder(batch, self.generator)
+        if self._wants_first_frame:
+            self.validation_image, self._wants_first_frame = self._first_frame(batch, encoded.latents), False
+        return step_inputs(self.parts.scheduler, encoded.latents, encoded.text, encoded.conditioning, batch["motion"],
+                           self.parts.text.empty, self.generator, cfg.caption_dropout, cfg.motion_dropout)
 
     def micro_step(self, batch: dict) -> tuple[torch.Tensor, int, int]:
         """Forward + backward of one micro-batch and DeepSpeed's step (which applies the optimizer at the
         accumulation boundary). Returns (detached loss, samples, tokens)."""
-        cfg, device = self.config.train, self.dist.device
-        with torch.no_grad():
-            encoded = self.encoder(batch, self.generator)
-            latents, text, cond = encoded.latents, encoded.text, encoded.conditioning
-            b = latents.shape[0]
-            drop = self._rand(b) < cfg.caption_dropout
-            if drop.any():
-                text = text.clone()
-                text[drop.to(text.device)] = self.parts.text.empty(int(drop.sum())).to(text)
-            motion = batch["motion"].clone()
-            motion[self._rand(b) < cfg.motion_dropout] = 0.0
-            timesteps = torch.randint(0, self.parts.scheduler.config.num_train_timesteps, (b,),
-                                      generator=self.generator)
-            noise = torch.randn(latents.shape, generator=self.generator).to(latents)
-            t_dev = timesteps.to(device)
-            noisy = self.parts.scheduler.add_noise(latents, noise, t_dev)
-            target = self.parts.scheduler.get_velocity(latents, noise, t_dev)
-            model_input = noisy if cond is None else torch.cat([noisy, cond.to(noisy)], dim=2)
-        pred = self.engine(model_input.to(self.dtype), text.to(self.dtype), t_dev, motion=motion.to(device),
+        x = self.prepare(batch)
+        pred = self.engine(x.model_input.to(self.dtype), x.text.to(self.dtype), x.timesteps, motion=x.motion,
                            return_dict=False)[0]
-        loss = F.mse_loss(pred.float(), target.float())
+        loss = F.mse_loss(pred.float(), x.target.float())
         self.engine.backward(loss)
         self.engine.step()
-        video_tokens = latents.shape[1] * latents.shape[3] * latents.shape[4] // 4
-        return loss.detach(), b, b * (video_tokens + text.shape[1])
+        b, frames, _, h, w = x.latents.shape
+        video_tokens = frames * h * w // 4
+        return loss.detach(), b, b * (video_tokens + x.text.shape[1])
 
     def train_step(self, batches: list[dict]) -> StepResult:
         """One optimizer step over `gradient_accumulation` micro-batches; EMA after the step."""
         start = time.perf_counter()
+        lr = self.engine.get_lr()[0]  # the scheduler steps with the optimizer: read it before
         results = [self.micro_step(batch) for batch in batches]
         if self.ema is not None and self.engine.was_step_applied():
             self.ema.update()
@@ -186,7 +189,7 @@ class Trainer:
         loss = torch.stack([r[0] for r in results]).mean()
         if self.dist.world_size > 1:  # report the mean over ranks
             torch.distributed.all_reduce(loss, op=torch.distributed.ReduceOp.AVG)
-        return StepResult(self.step + 1, loss.item(), self.engine.get_lr()[0],
+        return StepResult(self.step + 1, loss.item(), lr,
                           float(grad_norm) if grad_norm is not None else None, time.perf_counter() - start,
                           sum(r[1] for r in results), sum(r[2] for r in results))
 
@@ -268,23 +271,71 @@ class Trainer:
     def pipeline(self) -> DropletVideoPipeline:
         return DropletVideoPipeline(self.engine.module, self.parts.vae, self.parts.text, self.parts.scheduler_copy())
 
+    # -- validation ----------------------------------------------------------------------------------------------
+    def _validation_modes(self) -> tuple[str, ...]:
+        """The modes being trained: text-to-video, and image-to-video for the inpaint layout (by the share)."""
+        if not self.parts.inpaint:
+            return ("text-to-video",)
+        share = self.config.train.text_to_video_share
+        return tuple(m for m, on in (("text-to-video", share > 0), ("image-to-video", share < 1)) if on)
+
+    @property
+    def _validation_image_path(self) -> Path:
+        return self.output / "samples" / "validation-image.png"
+
+    def _configured_validation_image(self) -> torch.Tensor | None:
+        """`train.validation.image`, or the one an earlier part of this run kept; None: take the first clip's."""
+        from PIL import Image
+
+        configured = self.config.train.validation.image
+        path = Path(configured) if configured else self._validation_image_path
+        if not path.exists():
+            if configured:
+                raise ValueError(f"train.validation.image {path}: no such file")
+            return None
+        try:
+            return torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy())
+        except OSError as exc:
+            raise ValueError(f"train.validation.image {path}: {exc}") from None
+
+    def _first_frame(self, batch: dict, latents: torch.Tensor) -> torch.Tensor:
+        """The first frame of the batch's first clip (decoded from its latents for precomputed shards), kept."""
+        from PIL import Image
+
+        if "video" in batch:
+            frame = batch["video"][0, 0].cpu()
+        else:
+            frame = decode_video(self.parts.vae, latents[:1, :1])[0, 0].cpu()
+        self._validation_image_path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame.numpy()).save(self._validation_image_path)
+        return frame
+
     @torch.no_grad()
     def validate(self) -> list[Path]:
+        """One sample per prompt and mode being trained: RUN/samples/step-NNNNNNNN-{i}-{t2v|i2v}.mp4."""
         if not self.is_main:
             return []
         v = self.config.train.validation
         pipe = self.pipeline()
         written = []
         self.engine.module.eval()
-        for i, prompt in enumerate(v.prompts):
-            settings: SampleSettings = pipe.default_settings(num_frames=v.frames, height=v.height, width=v.width,
-                                                             steps=v.steps, guidance_scale=v.guidance_scale,
-                                                             motion=v.motion, seed=i)
-            video = pipe(prompt, settings=settings, progress=False)
-            path = write_mp4(video, self.output / "samples" / f"step-{self.step:08d}-{i}.mp4", max(v.motion, 1.0))
-            if self.writer is not None:
-                self.writer.add_images(f"samples/{i}", video[[0, -1]].permute(0, 3, 1, 2), self.step)
-            written.append(path)
+        for mode in self.validation_modes:
+            image = self.validation_image if mode == "image-to-video" else None
+            if mode == "image-to-video" and image is None:
+                log.warning("no validation image yet: image-to-video validation skipped")
+                continue
+            tag = "i2v" if image is not None else "t2v"
+            for i, prompt in enumerate(v.prompts):
+                settings: SampleSettings = pipe.default_settings(num_frames=v.frames, height=v.height,
+                                                                 width=v.width, steps=v.steps,
+                                                                 guidance_scale=v.guidance_scale, motion=v.motion,
+                                                                 seed=i)
+                video = pipe(prompt, image=image, settings=settings, progress=False)
+                path = write_mp4(video, self.output / "samples" / f"step-{self.step:08d}-{i}-{tag}.mp4",
+                                 max(v.motion, 1.0))
+                if self.writer is not None:
+                    self.writer.add_images(f"samples/{tag}/{i}", video[[0, -1]].permute(0, 3, 1, 2), self.step)
+                written.append(path)
         self.engine.module.train()
         return written
 
