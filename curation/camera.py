@@ -25,14 +25,8 @@ TRAVEL = {"pan": ("truck_right", "truck_left"), "tilt": ("pedestal_up", "pedesta
 LAYER_KEYS = ("x_lo", "x_mid", "x_hi", "x_border", "x_centre", "x_pos", "x_neg", "y_lo", "y_mid", "y_hi",
               "r_lo", "r_mid", "r_hi")
 FLOW_EXPLAINS = 0.85
+LAYERED_GAP_S = 0.6  # a gap this short between layered stretches is the same layered shot
 LAYER_FRAMES = 6  # curation.motion.LAYER_FRAMES: the layer statistics span this many frame pairs
-PAPER_CLASS = {"orbit": "C1", "pan": "C2", "tilt": "C2", "roll": "C2", "tracking": "C3", "truck": "C4",
-               "pedestal": "C4", "dolly": "C4", "zoom": "C4", "static": "C5", "shaky": "C5", "edited": "C6"}
-
-
-def paper_class(label: str) -> str:
-    """The DropletVideo paper's camera class (C1 orbit ... C6 edited) of a label."""
-    return PAPER_CLASS[label.split("_")[0]]
 
 
 def component_speeds(features: dict[str, np.ndarray], fps: float) -> dict[str, np.ndarray]:
@@ -145,8 +139,8 @@ def layered_frames(features: dict[str, np.ndarray], fps: float, cfg: CameraConfi
     """Frames whose (smoothed) layers move apart while the camera moves — an orbit, or travel with parallax
     along the global model's move; all False for features without layer statistics. No single camera-aligned
     blend explains layers that move apart, so the blend test for fades and dissolves does not count these
-    frames. Only where flow explains the change (warp error under `FLOW_EXPLAINS` of the raw difference): in a
-    fade or dissolve it does not, and its layer statistics are noise."""
+    frames. Travel counts only where flow explains the change (warp error under `FLOW_EXPLAINS` of the raw
+    difference): in a fade or dissolve it does not, and its layer statistics are noise."""
     layers = layer_speeds(features, fps)
     n = len(next(iter(features.values()))) if features else 0
     if layers is None:
@@ -155,12 +149,25 @@ def layered_frames(features: dict[str, np.ndarray], fps: float, cfg: CameraConfi
     smooth = {k: _moving_median(v, cfg.smooth_frames) for k, v in component_speeds(features, fps).items()}
     explained = _moving_median(features["warp_error"] / np.maximum(features["raw_diff"], 1e-3), cfg.smooth_frames)
     out = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(explained < FLOW_EXPLAINS):
+    for i in range(n):
         at = {k: float(v[i]) for k, v in lay.items()}
+        if _orbits(at, cfg):
+            out[i] = True
+            continue
         best = max(MOVES, key=lambda k: abs(smooth[k][i]))
         value = smooth[best][i]
-        moving = abs(value) > cfg.static_speed and best != "roll"
-        out[i] = _orbits(at, cfg) or (moving and _refine(best, value, at, cfg) != LABELS[best][0 if value > 0 else 1])
+        moving = abs(value) > cfg.static_speed and best != "roll" and explained[i] < FLOW_EXPLAINS
+        out[i] = moving and _refine(best, value, at, cfg) != LABELS[best][0 if value > 0 else 1]
+    return _close_gaps(out, int(round(LAYERED_GAP_S * fps)))
+
+
+def _close_gaps(mask: np.ndarray, longest: int) -> np.ndarray:
+    """`mask` with runs of False no longer than `longest` between two True runs set True."""
+    out = mask.copy()
+    true = np.flatnonzero(mask)
+    for a, b in zip(true[:-1], true[1:], strict=True):
+        if 1 < b - a <= longest + 1:
+            out[a + 1:b] = True
     return out
 
 

@@ -17,6 +17,7 @@ from curation.camera import camera_timeline, dominant_label, layered_frames
 from curation.config import CurateConfig
 from curation.extract import frame_count, output_rate, output_size
 from shards.ids import clip_id
+from shards.labels import PAPER_CLASS
 
 
 @dataclass
@@ -189,6 +190,7 @@ def plan_clip(ctx: SourceContext, a: int, b: int, reason: str | None) -> Planned
         "has_audio": False,
         "source_has_audio": bool(probe["has_audio"]),
         "camera_motion": label,
+        "paper_class": PAPER_CLASS[label],
         "camera_timeline": [s.to_dict() for s in segments],
         "camera_motion_score": round(scores["camera_motion_score"], 6),
         "camera_jitter": round(scores["jitter"], 6),

@@ -55,6 +55,17 @@ def _plots(clips: list[dict], sources: list[dict]) -> list[tuple[str, str]]:
         ax.legend()
         plots.append(("Camera motion (dominant label per clip)", _png(fig)))
         plt.close(fig)
+        classes = sorted({c.get("paper_class") or "?" for c in clips})
+        kept_counts = [sum(1 for c in kept if (c.get("paper_class") or "?") == n) for n in classes]
+        other_counts = [sum(1 for c in clips if (c.get("paper_class") or "?") == n and not c["keep"]) for n in classes]
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.bar(classes, kept_counts, color="#4f81bd", label="kept")
+        ax.bar(classes, other_counts, bottom=kept_counts, color="#bbbbbb", label="rejected")
+        ax.set_ylabel("clips")
+        ax.legend()
+        plots.append(("Paper class (C1 orbit, C2 pan/tilt/roll, C3 tracking, C4 travel and zoom, C5 static or "
+                      "hand-held, C6 edited)", _png(fig)))
+        plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3))
         durations = [round(c["end_s"] - c["start_s"], 3) for c in kept] or [0.0]
         low, high = min(durations), max(durations)

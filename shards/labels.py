@@ -21,3 +21,16 @@ _PAIRS = [(a, b) for group in (ROTATIONS, TRANSLATIONS, LENS, AROUND_SUBJECT, FO
 OPPOSITE: dict[str, str] = {**{a: b for a, b in _PAIRS}, **{b: a for a, b in _PAIRS}}
 """A directional label -> the move in the opposite direction (pan_left <-> pan_right, ...)."""
 DIRECTIONAL = frozenset(OPPOSITE)
+
+PAPER_CLASSES = {
+    "C1": AROUND_SUBJECT,
+    "C2": ROTATIONS,
+    "C3": FOLLOWING,
+    "C4": (*TRANSLATIONS, *LENS),
+    "C5": ("static", "shaky"),
+    "C6": ("edited",),
+}
+"""The DropletVideo paper's camera classes (its section 3.3): C1 orbiting, C2 pan/tilt (and roll), C3 tracking,
+C4 linear travel (and the lens), C5 static or hand-held, C6 edited."""
+PAPER_CLASS: dict[str, str] = {label: c for c, labels in PAPER_CLASSES.items() for label in labels}
+"""A label -> its paper class (`clips.parquet` `paper_class`, from `camera_motion`)."""

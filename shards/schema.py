@@ -26,6 +26,7 @@ CLIP_SCHEMA = pa.schema([
     ("has_audio", pa.bool_()),
     ("source_has_audio", pa.bool_()),
     ("camera_motion", pa.string()),
+    ("paper_class", pa.string()),  # the DropletVideo paper's class of camera_motion (shards.labels.PAPER_CLASS)
     ("camera_timeline", pa.list_(TIMELINE_SEGMENT)),
     ("camera_motion_score", pa.float64()),
     ("camera_jitter", pa.float64()),

