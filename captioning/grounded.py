@@ -39,6 +39,26 @@ MOVE_TEXT = {
                 "its horizontal lines tilt away from level"),
     "roll_ccw": ("the camera rolls {pace} counter-clockwise", "so the whole scene turns clockwise on screen and "
                  "its horizontal lines tilt away from level"),
+    "truck_right": ("the camera trucks {pace} to the right", "so the scene slides leftward, nearby things faster "
+                    "than the distance, and new parts of the surroundings enter from the right edge"),
+    "truck_left": ("the camera trucks {pace} to the left", "so the scene slides rightward, nearby things faster "
+                   "than the distance, and new parts of the surroundings enter from the left edge"),
+    "pedestal_up": ("the camera pedestals {pace} up", "rising so the scene drifts down the frame, nearby things "
+                    "faster than the distance, revealing what lies above"),
+    "pedestal_down": ("the camera pedestals {pace} down", "sinking so the scene drifts up the frame, nearby "
+                      "things faster than the distance, revealing what lies below"),
+    "dolly_in": ("the camera dollies in {pace}", "moving forward so nearby things grow faster than the "
+                 "background and the edges of the view slip out of the frame"),
+    "dolly_out": ("the camera dollies out {pace}", "moving back so nearby things shrink faster than the "
+                  "background and more of the surroundings come in from every edge"),
+    "orbit_right": ("the camera orbits {pace} to the right", "circling the subject, which stays in place while "
+                    "the background slides right and the foreground left, revealing its other side"),
+    "orbit_left": ("the camera orbits {pace} to the left", "circling the subject, which stays in place while "
+                   "the background slides left and the foreground right, revealing its other side"),
+    "tracking_right": ("the camera tracks {pace} right", "following the subject as it travels right, so the "
+                       "subject stays in frame while the surroundings slide past to the left"),
+    "tracking_left": ("the camera tracks {pace} left", "following the subject as it travels left, so the "
+                      "subject stays in frame while the surroundings slide past to the right"),
     "static": ("the camera holds still", "keeping the framing fixed, so nothing enters or leaves the frame "
                "through the camera's doing"),
     "shaky": ("the camera shakes with a hand-held jitter", "so the framing trembles back and forth without "

@@ -1,7 +1,8 @@
 """Caption QA: length, and the camera sentences against the measured timeline (data contract: Captions).
 
 Camera moves are found with patterns ("pans slowly to the left", "tilts upward", "zooms out", "rolls
-counter-clockwise", ...). A caption fails when it names a move whose opposite the timeline measured with
+counter-clockwise", "trucks right", "pedestals up", "dollies in", "orbits to the left", "tracks right",
+...). A caption fails when it names a move whose opposite the timeline measured with
 confidence and never the move itself, when it moves a camera that was measured still, or when it leaves out
 the main measured move.
 """
@@ -22,6 +23,11 @@ PATTERNS = {
     "tilt": re.compile(rf"\btilt(?:s|ing|ed)?\b{_GAP}\s+(up|down)(?:ward|wards)?\b"),
     "zoom": re.compile(rf"\bzoom(?:s|ing|ed)?\b{_GAP}\s+(in|out)\b"),
     "roll": re.compile(rf"\b(?:roll|rotat)\w*\b{_GAP}\s+(counter-?clockwise|anti-?clockwise|clockwise)\b"),
+    "truck": re.compile(rf"\btruck(?:s|ing|ed)?\b{_GAP}\s+(?:to(?:ward|wards)?\s+(?:the\s+)?)?(left|right)\b"),
+    "pedestal": re.compile(rf"\bpedestal(?:s|ing|ed|led|ling)?\b{_GAP}\s+(up|down)(?:ward|wards)?\b"),
+    "dolly": re.compile(rf"\bdoll(?:y|ies|ying|ied)\b{_GAP}\s+(in|out)\b"),
+    "orbit": re.compile(rf"\borbit(?:s|ing|ed)?\b{_GAP}\s+(?:to(?:ward|wards)?\s+(?:the\s+)?)?(left|right)\b"),
+    "tracking": re.compile(rf"\btrack(?:s|ing|ed)?\b{_GAP}\s+(?:to(?:ward|wards)?\s+(?:the\s+)?)?(left|right)\b"),
 }
 STILL = re.compile(
     r"\bcamera\s+(?:\w+\s+){0,2}?(?:holds|stays|remains|is)\s+(?:\w+\s+)?(?:still|static|fixed|steady)\b"
@@ -53,6 +59,9 @@ def mentioned_moves(text: str) -> set[str]:
         found.add(f"zoom_{m.group(1)}")
     for m in PATTERNS["roll"].finditer(lowered):
         found.add("roll_cw" if m.group(1) == "clockwise" else "roll_ccw")
+    for move in ("truck", "pedestal", "dolly", "orbit", "tracking"):  # "trucks left", "orbits to the right", ...
+        for m in PATTERNS[move].finditer(lowered):
+            found.add(f"{move}_{m.group(1)}")
     if STILL.search(lowered):
         found.add("static")
     return found

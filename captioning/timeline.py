@@ -12,7 +12,11 @@ __all__ = ["DIRECTIONAL", "MOVES", "OPPOSITE", "Segment", "confident", "describe
 MOVES = {
     "pan_left": "pans left", "pan_right": "pans right", "tilt_up": "tilts up", "tilt_down": "tilts down",
     "zoom_in": "zooms in", "zoom_out": "zooms out", "roll_cw": "rolls clockwise",
-    "roll_ccw": "rolls counter-clockwise", "static": "holds still", "shaky": "shakes (hand-held jitter)",
+    "roll_ccw": "rolls counter-clockwise", "truck_left": "trucks left", "truck_right": "trucks right",
+    "pedestal_up": "pedestals up", "pedestal_down": "pedestals down", "dolly_in": "dollies in",
+    "dolly_out": "dollies out", "orbit_left": "orbits left", "orbit_right": "orbits right",
+    "tracking_left": "tracks left", "tracking_right": "tracks right", "static": "holds still",
+    "shaky": "shakes (hand-held jitter)",
     "edited": "is interrupted by a fade or dissolve",
 }
 segments_of = clip_segments  # the clip's timeline, with times from the start of the clip

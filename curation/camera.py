@@ -22,9 +22,9 @@ LABELS = {  # component -> (label when positive, label when negative), camera's 
 }
 TRAVEL = {"pan": ("truck_right", "truck_left"), "tilt": ("pedestal_up", "pedestal_down"),
           "zoom": ("dolly_in", "dolly_out")}  # the same signs as the turn or lens move they look like
-LAYER_KEYS = ("x_lo", "x_mid", "x_hi", "x_border", "x_centre", "x_pos", "x_neg", "y_lo", "y_mid", "y_hi",
-              "r_lo", "r_mid", "r_hi")
-FLOW_EXPLAINS = 0.85
+LAYER_KEYS = ("x_lo", "x_mid", "x_hi", "x_border", "x_centre", "x_pos", "x_neg", "x_corr", "y_lo", "y_mid",
+              "y_hi", "r_lo", "r_mid", "r_hi")
+ORBIT_MAX_CORR = 0.9  # |corr(x motion, x position)| at or above this is a zoom's spread, not layers
 LAYERED_GAP_S = 0.6  # a gap this short between layered stretches is the same layered shot
 LAYER_FRAMES = 6  # curation.motion.LAYER_FRAMES: the layer statistics span this many frame pairs
 
@@ -93,6 +93,7 @@ def _orbits(at: dict[str, float], cfg: CameraConfig) -> bool:
     """Layers slide both ways along x, the centre stays, and no vertical move dominates."""
     reach = max(abs(at["x_lo"]), abs(at["x_hi"]))
     return (min(at["x_pos"], at["x_neg"]) >= cfg.orbit_share and at["x_lo"] < 0 < at["x_hi"]
+            and abs(at["x_corr"]) < ORBIT_MAX_CORR
             and min(-at["x_lo"], at["x_hi"]) >= 0.3 * reach and at["x_hi"] - at["x_lo"] >= cfg.orbit_spread
             and abs(at["x_centre"]) <= cfg.held_ratio * reach and abs(at["y_mid"]) < 0.5 * reach)
 
@@ -136,28 +137,15 @@ def _refine(best: str, value: float, at: dict[str, float], cfg: CameraConfig) ->
 
 
 def layered_frames(features: dict[str, np.ndarray], fps: float, cfg: CameraConfig) -> np.ndarray:
-    """Frames whose (smoothed) layers move apart while the camera moves — an orbit, or travel with parallax
-    along the global model's move; all False for features without layer statistics. No single camera-aligned
-    blend explains layers that move apart, so the blend test for fades and dissolves does not count these
-    frames. Travel counts only where flow explains the change (warp error under `FLOW_EXPLAINS` of the raw
-    difference): in a fade or dissolve it does not, and its layer statistics are noise."""
+    """Frames whose (smoothed) layers orbit, and gaps of at most `LAYERED_GAP_S` between them; all False for
+    features without layer statistics. No single camera-aligned blend explains layers that slide apart, so the
+    blend test for fades and dissolves does not count these frames."""
     layers = layer_speeds(features, fps)
     n = len(next(iter(features.values()))) if features else 0
     if layers is None:
         return np.zeros(n, dtype=bool)
     lay = {k: _moving_median(v, cfg.smooth_frames) for k, v in layers.items()}
-    smooth = {k: _moving_median(v, cfg.smooth_frames) for k, v in component_speeds(features, fps).items()}
-    explained = _moving_median(features["warp_error"] / np.maximum(features["raw_diff"], 1e-3), cfg.smooth_frames)
-    out = np.zeros(n, dtype=bool)
-    for i in range(n):
-        at = {k: float(v[i]) for k, v in lay.items()}
-        if _orbits(at, cfg):
-            out[i] = True
-            continue
-        best = max(MOVES, key=lambda k: abs(smooth[k][i]))
-        value = smooth[best][i]
-        moving = abs(value) > cfg.static_speed and best != "roll" and explained[i] < FLOW_EXPLAINS
-        out[i] = moving and _refine(best, value, at, cfg) != LABELS[best][0 if value > 0 else 1]
+    out = np.array([_orbits({k: float(v[i]) for k, v in lay.items()}, cfg) for i in range(n)], dtype=bool)
     return _close_gaps(out, int(round(LAYERED_GAP_S * fps)))
 
 
@@ -172,10 +160,11 @@ def _close_gaps(mask: np.ndarray, longest: int) -> np.ndarray:
 
 
 def layer_speeds(features: dict[str, np.ndarray], fps: float) -> dict[str, np.ndarray] | None:
-    """The layer statistics in widths/s (shares as they are); None for features without them."""
+    """The layer statistics in widths/s (shares and the correlation as they are); None for features without
+    them."""
     if "x_lo" not in features:
         return None
-    return {k: features[k] * (1.0 if k in ("x_pos", "x_neg") else fps / LAYER_FRAMES) for k in LAYER_KEYS}
+    return {k: features[k] * (1.0 if k in ("x_pos", "x_neg", "x_corr") else fps / LAYER_FRAMES) for k in LAYER_KEYS}
 
 
 def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:

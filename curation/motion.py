@@ -57,6 +57,7 @@ class PairMotion:
     y_centre: float = 0.0
     x_pos: float = 0.0  # share of the grid moving right / left (beyond LAYER_MOVING widths)
     x_neg: float = 0.0
+    x_corr: float = 0.0  # correlation of the summed x motion with x position (a zoom's spread is near +-1)
     r_lo: float = 0.0  # ... radially (growth +), before removing anything
     r_mid: float = 0.0
     r_hi: float = 0.0
@@ -98,6 +99,7 @@ class MotionEstimator:
         self._radial = radius > RADIAL_MIN * self.width
         self._unit = rel[self._radial] / radius[self._radial, None] ** 2  # displacement . unit = relative growth
         self._rel = rel
+        self._rel_x2 = float((rel[:, 0] ** 2).sum())
         self._rel_norm = float((rel**2).sum())
         self._recent: list[np.ndarray] = []
         self._summed = np.zeros_like(self._src)
@@ -187,6 +189,9 @@ class MotionEstimator:
             self._summed -= self._recent.pop(0)
         summed, rel = self._summed, self._rel
         growth = np.einsum("ij,ij->i", summed[self._radial], self._unit)
+        spread_x = summed[:, 0] - summed[:, 0].mean()
+        norm = float(np.sqrt((spread_x**2).sum() * self._rel_x2))
+        x_corr = float((spread_x * rel[:, 0]).sum()) / norm if norm > 0 else 0.0
         centred = summed - summed.mean(axis=0)
         scale = float((rel * centred).sum()) / self._rel_norm
         turn = float((rel[:, 0] * centred[:, 1] - rel[:, 1] * centred[:, 0]).sum()) / self._rel_norm
@@ -201,7 +206,7 @@ class MotionEstimator:
         moving = LAYER_MOVING * self.width
         out.update(x_pos=float(np.mean(residual[:, 0] > moving)), x_neg=float(np.mean(residual[:, 0] < -moving)))
         lo, mid, hi = np.quantile(growth, (0.1, 0.5, 0.9))
-        out.update(r_lo=float(lo), r_mid=float(mid), r_hi=float(hi))
+        out.update(r_lo=float(lo), r_mid=float(mid), r_hi=float(hi), x_corr=x_corr)
         return out
 
 

@@ -54,3 +54,24 @@ def test_a_subject_swap_is_a_cut(curated, truth):
     sources = curated["sources"].set_index("source")
     starts = scenes[scenes.source_id == sources.loc[source, "source_id"]].start_frame
     assert any(abs(int(s) - swap) <= 2 for s in starts)
+
+
+def test_every_label_has_words_and_the_qa_parser_finds_the_new_moves():
+    from captioning.grounded import MOVE_TEXT
+    from captioning.qa import mentioned_moves
+    from captioning.timeline import MOVES
+    from shards.labels import CAMERA_LABELS, PAPER_CLASS
+
+    assert set(MOVE_TEXT) == set(MOVES) == set(CAMERA_LABELS) == set(PAPER_CLASS)
+    said = {
+        "the camera trucks slowly to the right": "truck_right", "the camera trucks left": "truck_left",
+        "the camera pedestals up": "pedestal_up", "then it pedestals steadily down": "pedestal_down",
+        "the camera dollies in": "dolly_in", "the camera dollies out slowly": "dolly_out",
+        "the camera orbits to the left around her": "orbit_left", "it orbits right": "orbit_right",
+        "the camera tracks left with the cyclist": "tracking_left", "tracks right": "tracking_right",
+    }
+    for text, label in said.items():
+        assert mentioned_moves(text) == {label}, text
+    for label in PAPER_CLASS:  # the grounded captioner's own sentence for each move names that move
+        if label not in ("static", "shaky", "edited"):
+            assert mentioned_moves(MOVE_TEXT[label][0].format(pace="slowly")) == {label}, label
