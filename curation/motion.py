@@ -71,6 +71,7 @@ RANSAC_PX = 0.2  # analysis frames are about 90 px high: flow vectors this close
 INLIER_PX = 1.0  # ... and this close count as explained by the camera (the reported share)
 OBJECT_PX = 0.3  # residual flow above this is object motion
 LAYER_FRAMES = 6  # pairs summed for the layer statistics
+LAYER_STEP = 3  # ... computed every this many pairs (held in between: labels smooth over 9 frames anyway)
 BORDER_RING = 0.15  # the border ring: this share of the width/height on each side
 CENTRE_BOX = (0.1, 0.12)  # the centre patch: within this share of the width / height of the middle
 CENTRE_SEARCH = (0.08, 0.1)  # ... searched for this far (share of the width / height) LAYER_FRAMES pairs later
@@ -101,6 +102,8 @@ class MotionEstimator:
         self._rel = rel
         self._rel_x2 = float((rel[:, 0] ** 2).sum())
         self._rel_norm = float((rel**2).sum())
+        self._pairs = 0
+        self._last_layers: dict[str, float] = {}
         self._recent: list[np.ndarray] = []
         self._summed = np.zeros_like(self._src)
         self._lumas: list[np.ndarray] = []
@@ -158,15 +161,11 @@ class MotionEstimator:
             **layers,
         )
 
-    def _centre_shift(self, cur: np.ndarray) -> tuple[float, float]:
+    def _centre_shift(self, old: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
         """How far the stillest piece of the frame's centre moved over the last `LAYER_FRAMES` frames (block
         matching, widths): a subject that is orbited or tracked stays put there. Flow at this size smears a
         small still subject with what slides around it, and a post passing in front covers part of it; the
         stillest of six pieces of the centre is the subject's."""
-        self._lumas.append(cur)
-        if len(self._lumas) > LAYER_FRAMES + 1:
-            self._lumas.pop(0)
-        old = self._lumas[0]
         shifts = []
         for patch, window, (ox, oy) in self._patches:
             scores = cv2.matchTemplate(cur[window], old[patch], cv2.TM_SQDIFF)
@@ -187,6 +186,12 @@ class MotionEstimator:
         self._summed += vectors
         if len(self._recent) > LAYER_FRAMES:
             self._summed -= self._recent.pop(0)
+        self._lumas.append(cur)
+        if len(self._lumas) > LAYER_FRAMES + 1:
+            self._lumas.pop(0)
+        self._pairs += 1
+        if self._last_layers and self._pairs % LAYER_STEP:
+            return self._last_layers
         summed, rel = self._summed, self._rel
         growth = np.einsum("ij,ij->i", summed[self._radial], self._unit)
         spread_x = summed[:, 0] - summed[:, 0].mean()
@@ -198,16 +203,25 @@ class MotionEstimator:
         residual = summed - scale * rel - turn * np.stack([-rel[:, 1], rel[:, 0]], axis=1)
         out = {}
         for axis, values in (("x", residual[:, 0]), ("y", residual[:, 1])):
-            lo, mid, hi = np.quantile(values, (0.1, 0.5, 0.9))
+            lo, mid, hi = _deciles(values)
             out.update({f"{axis}_lo": lo, f"{axis}_mid": mid, f"{axis}_hi": hi,
                         f"{axis}_border": np.median(values[self._ring])})
         out = {k: float(v) / self.width for k, v in out.items()}
-        out["x_centre"], out["y_centre"] = self._centre_shift(cur)
+        out["x_centre"], out["y_centre"] = self._centre_shift(self._lumas[0], cur)
         moving = LAYER_MOVING * self.width
         out.update(x_pos=float(np.mean(residual[:, 0] > moving)), x_neg=float(np.mean(residual[:, 0] < -moving)))
-        lo, mid, hi = np.quantile(growth, (0.1, 0.5, 0.9))
+        lo, mid, hi = _deciles(growth)
         out.update(r_lo=float(lo), r_mid=float(mid), r_hi=float(hi), x_corr=x_corr)
+        self._last_layers = out
         return out
+
+
+def _deciles(values: np.ndarray) -> tuple[float, float, float]:
+    """The 10th, 50th and 90th percentiles (nearest rank; one partition)."""
+    n = len(values)
+    ranks = [int(0.1 * (n - 1) + 0.5), int(0.5 * (n - 1) + 0.5), int(0.9 * (n - 1) + 0.5)]
+    part = np.partition(values, ranks)
+    return float(part[ranks[0]]), float(part[ranks[1]]), float(part[ranks[2]])
 
 
 def _parabola(left: float, centre: float, right: float) -> float:
