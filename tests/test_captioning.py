@@ -205,8 +205,9 @@ class Stub(http.server.BaseHTTPRequestHandler):
             return self._send(200, b"{}")
         if mode == "chaos" and n % 4 == 2:
             return self._send(200, b"<html>not json</html>")
-        facts = re.findall(r"the camera (pans \w+|tilts \w+|zooms \w+|rolls [\w-]+|holds still).*\(certain\)", prompt)
-        moves = [MOVE_WORDS[f] for f in facts] or ["holds still"]
+        facts = re.findall(r"the camera (pans \w+|tilts \w+|zooms \w+|rolls [\w-]+|trucks \w+|pedestals \w+|"
+                           r"dollies \w+|orbits \w+|tracks \w+|holds still).*\(certain\)", prompt)
+        moves = [MOVE_WORDS.get(f, f) for f in facts] or ["holds still"]
         if mode == "wrong_first" and "failed a check" not in prompt:
             moves = [m.replace("right", "LEFT").replace("left", "right").replace("LEFT", "left") for m in moves]
         text = _caption(*(f"Then the camera {m}, and new parts of the scene enter the frame." for m in moves))
@@ -273,10 +274,11 @@ def test_qa_failure_is_retried_once_with_feedback(captioned, stub, tmp_path):
     result = run_droplet(["caption", str(out), "--config", str(_openai_config(tmp_path, stub)), "--no-shard"])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = pq.read_table(out / "captions.parquet").to_pandas()
-    pans = rows[rows.caption.str.contains("pans to the")]
-    assert len(pans) > 0 and pans.qa_passed.all()
+    sideways = rows[rows.caption.str.contains(r"(?:pans to the|trucks|orbits|tracks) (?:left|right)")]
+    assert len(sideways) > 0 and sideways.qa_passed.all()  # the stub swapped left and right in these at first
     retries = [p for p in Stub.state["prompts"] if "failed a check: wrong_direction" in p]
-    assert len(retries) == len(pans)
+    # one retry per clip at most (a clip whose timeline goes both ways still names both after the swap)
+    assert 0 < len(retries) <= len(sideways)
 
 
 # --------------------------------------------------------------------------------------------- vllm
