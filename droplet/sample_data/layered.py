@@ -64,6 +64,9 @@ class Layer:
 
 @dataclass(frozen=True)
 class CameraPose:
+    """Where the camera is (world units), how it is turned (radians: yaw > 0 right, pitch > 0 up, roll > 0
+    clockwise) and its focal length (px)."""
+
     x: float = 0.0
     y: float = 0.0
     z: float = 0.0
