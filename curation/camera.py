@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from curation.config import CameraConfig
+from curation.motion import LAYER_FRAMES
 from shards.timeline import Segment
 
 CORNER = 0.57  # distance from the centre to a corner of a 16:9 frame, in widths
@@ -26,7 +27,6 @@ LAYER_KEYS = ("x_lo", "x_mid", "x_hi", "x_border", "x_centre", "x_pos", "x_neg",
               "y_hi", "r_lo", "r_mid", "r_hi")
 ORBIT_MAX_CORR = 0.9  # |corr(x motion, x position)| at or above this is a zoom's spread, not layers
 LAYERED_GAP_S = 0.6  # a gap this short between layered stretches is the same layered shot
-LAYER_FRAMES = 6  # curation.motion.LAYER_FRAMES: the layer statistics span this many frame pairs
 
 
 def component_speeds(features: dict[str, np.ndarray], fps: float) -> dict[str, np.ndarray]:
@@ -89,13 +89,15 @@ def frame_labels(speeds: dict[str, np.ndarray], edited: np.ndarray, cfg: CameraC
     return labels, {"smooth": smooth, "jitter": jitter}
 
 
-def _orbits(at: dict[str, float], cfg: CameraConfig) -> bool:
-    """Layers slide both ways along x, the centre stays, and no vertical move dominates."""
-    reach = max(abs(at["x_lo"]), abs(at["x_hi"]))
-    return (min(at["x_pos"], at["x_neg"]) >= cfg.orbit_share and at["x_lo"] < 0 < at["x_hi"]
-            and abs(at["x_corr"]) < ORBIT_MAX_CORR
-            and min(-at["x_lo"], at["x_hi"]) >= 0.3 * reach and at["x_hi"] - at["x_lo"] >= cfg.orbit_spread
-            and abs(at["x_centre"]) <= cfg.held_ratio * reach and abs(at["y_mid"]) < 0.5 * reach)
+def _orbits(at: dict, cfg: CameraConfig) -> bool | np.ndarray:
+    """Layers slide both ways along x, the centre stays, and no vertical move dominates (`at`: floats of one
+    frame, or arrays of many)."""
+    lo, hi = at["x_lo"], at["x_hi"]
+    reach = np.maximum(np.abs(lo), np.abs(hi))
+    return ((np.minimum(at["x_pos"], at["x_neg"]) >= cfg.orbit_share) & (lo < 0) & (hi > 0)
+            & (np.abs(at["x_corr"]) < ORBIT_MAX_CORR)
+            & (np.minimum(-lo, hi) >= 0.3 * reach) & (hi - lo >= cfg.orbit_spread)
+            & (np.abs(at["x_centre"]) <= cfg.held_ratio * reach) & (np.abs(at["y_mid"]) < 0.5 * reach))
 
 
 def _parallax(lo: float, hi: float, ratio: float) -> bool:
@@ -145,8 +147,7 @@ def layered_frames(features: dict[str, np.ndarray], fps: float, cfg: CameraConfi
     if layers is None:
         return np.zeros(n, dtype=bool)
     lay = {k: _moving_median(v, cfg.smooth_frames) for k, v in layers.items()}
-    out = np.array([_orbits({k: float(v[i]) for k, v in lay.items()}, cfg) for i in range(n)], dtype=bool)
-    return _close_gaps(out, int(round(LAYERED_GAP_S * fps)))
+    return _close_gaps(np.asarray(_orbits(lay, cfg), dtype=bool), int(round(LAYERED_GAP_S * fps)))
 
 
 def _close_gaps(mask: np.ndarray, longest: int) -> np.ndarray:

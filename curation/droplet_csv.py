@@ -36,7 +36,7 @@ from curation import reasons
 from curation.config import CurateConfig
 from curation.inputs import _wanted
 from curation.local import LocalExecutor, local_workers
-from curation.pipeline import _CommitTracker, _log_to_file, _probe_all, _resolve_duplicates
+from curation.pipeline import CommitTracker, log_to_file, probe_all, resolve_duplicates
 from curation.report import write_report
 from curation.rows import Analysis, Probe, SourceTask, unwrap, wrap
 from curation.stages import analyze_stage, clip_plans, plan_stage
@@ -296,7 +296,7 @@ def run_import(csv_path: str, video_dir: str, out: str, cfg: CurateConfig, capti
     store = OutStore(out)
     store.lock_config(cfg.fingerprint(), cfg.model_dump(mode="json"))
     store.prepare()
-    _log_to_file(store.log_path)
+    log_to_file(store.log_path)
     if cfg.ray.executor == "ray" or cfg.ray.address:
         log.info("import-droplet runs on this machine (the local executor): ray.executor and ray.address unused")
     videos, unnamed = find_videos(folder, cfg.limits.extensions, skip=store.root.absolute())
@@ -316,7 +316,7 @@ def run_import(csv_path: str, video_dir: str, out: str, cfg: CurateConfig, capti
     sources = {source_key(videos[vid]): (vid, videos[vid]) for vid in sorted(listing.clips)}
     _reject_missing(store, committed, listing, folder)
     todo = [SourceTask(key, path) for key, (_, path) in sources.items() if key not in committed]
-    tracker = _CommitTracker(store, len(todo), progress=progress)
+    tracker = CommitTracker(store, len(todo), progress=progress)
     if todo:
         listed = {key: listing.clips[vid] for key, (vid, _) in sources.items()}
         _import_videos(todo, listed, store, committed, cfg, tracker, progress)
@@ -351,11 +351,11 @@ def _reject_missing(store: OutStore, committed: dict[str, dict], listing: Listin
 
 
 def _import_videos(todo: list[SourceTask], listed: dict[str, list[ListedClip]], store: OutStore,
-                   committed: dict[str, dict], cfg: CurateConfig, tracker: _CommitTracker, progress: bool) -> None:
+                   committed: dict[str, dict], cfg: CurateConfig, tracker: CommitTracker, progress: bool) -> None:
     """Probe the videos (duplicates decided as curate decides them), then plan and extract the listed clips of
     each (a planned video, a killed run's, only writes its missing clips), committing each video as it is done."""
-    probes = _probe_all(todo, store, cfg, None, False, progress=progress)
-    ok = _resolve_duplicates(probes, committed, tracker)
+    probes = probe_all(todo, store, cfg, None, False, progress=progress)
+    ok = resolve_duplicates(probes, committed, tracker)
     fresh, resumed = [], []
     for probe in ok:
         plan = store.load_plan(probe.key)

@@ -77,7 +77,7 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     store = OutStore(out)
     store.lock_config(cfg.fingerprint(), cfg.model_dump(mode="json"))
     store.prepare()
-    _log_to_file(store.log_path)
+    log_to_file(store.log_path)
     scanned = scan_input(input_value, cfg.limits.extensions)
     skipped = _log_skipped_files(scanned.skipped)
     if not scanned.sources:
@@ -88,11 +88,11 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     log.info("%d sources; %d already done (skipped), %d to do", len(scanned.sources),
              len(scanned.sources) - len(todo), len(todo))
     if todo:
-        probes = _probe_all(todo, store, cfg, address, with_ray)
+        probes = probe_all(todo, store, cfg, address, with_ray)
         log.info("probed %d sources%s in %.1f s", len(probes), " and connected to Ray" if with_ray else "",
                  time.time() - started)
-        tracker = _CommitTracker(store, len(todo))
-        ok = _resolve_duplicates(probes, committed, tracker)
+        tracker = CommitTracker(store, len(todo))
+        ok = resolve_duplicates(probes, committed, tracker)
         _analyze_and_extract(ok, store, cfg, tracker, with_ray)
         log.info("analysed and extracted %d sources at %.1f s", len(ok), time.time() - started)
         tracker.close()
@@ -104,7 +104,7 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     return summary
 
 
-def _log_to_file(path: Path) -> None:
+def log_to_file(path: Path) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("droplet")
@@ -125,7 +125,7 @@ def _log_skipped_files(files: list[str]) -> dict[str, int]:
     return counts
 
 
-def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, address: str | None,
+def probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, address: str | None,
                with_ray: bool, progress: bool = True) -> list[Probe]:
     """A Probe per source (from the journal when a killed run probed it already), and Ray connected when Ray
     runs the stages.
@@ -158,7 +158,7 @@ def _probe_all(todo: list[SourceTask], store: OutStore, cfg: CurateConfig, addre
     return probes
 
 
-def _resolve_duplicates(probes: list[Probe], committed: dict[str, dict], tracker: _CommitTracker) -> list[Probe]:
+def resolve_duplicates(probes: list[Probe], committed: dict[str, dict], tracker: CommitTracker) -> list[Probe]:
     """Commit the failed probes; of sources with equal bytes the first in input order stays."""
     seen = {c["source"]["source_id"]: c["source"]["source"] for c in committed.values()
             if c["source"].get("source_id") and c["source"]["status"] == "ok"}
@@ -177,7 +177,7 @@ def _resolve_duplicates(probes: list[Probe], committed: dict[str, dict], tracker
     return ok
 
 
-def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tracker: _CommitTracker,
+def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tracker: CommitTracker,
                          with_ray: bool) -> None:
     """Planned sources (a killed run's) write their missing clips; the others run the whole chain."""
     resumed, fresh = [], []
@@ -200,7 +200,7 @@ def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tr
 
 
 def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateConfig,
-               tracker: _CommitTracker) -> None:
+               tracker: CommitTracker) -> None:
     """The stages as Ray Data datasets: extraction of the resumed clips, then the whole chain for fresh sources."""
     from ray.data import ActorPoolStrategy
 
@@ -222,7 +222,7 @@ def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateCo
             tracker.add(unwrap(row))
 
 
-class _CommitTracker:
+class CommitTracker:
     """Collects each source's SourcePlan and ClipResults as they arrive and commits the source (from what the
     rows carry) when its last clip is in."""
 

@@ -7,7 +7,7 @@ import os
 import signal
 
 from curation.config import CurateConfig
-from curation.pipeline import _CommitTracker, _ray_address
+from curation.pipeline import CommitTracker, _ray_address
 from curation.rows import ClipResult, SourcePlan, unwrap
 from curation.sandbox import run_isolated
 from curation.stages import clip_plans
@@ -34,7 +34,7 @@ def test_clips_the_journal_holds_count_for_a_fresh_plan(tmp_path):
     store.save_clip_result(ClipResult("other-key", "abc-0-70", facts=_facts()))
     rows = [unwrap(r) for r in clip_plans(_plan(["abc-0-70", "abc-80-150"]), store)]
     assert [type(r).__name__ for r in rows] == ["SourcePlan", "ClipPlan"] and rows[1].clip_id == "abc-80-150"
-    tracker = _CommitTracker(store, total=1)
+    tracker = CommitTracker(store, total=1)
     tracker.add(rows[0])
     assert not store.committed()
     tracker.add(ClipResult("key", "abc-80-150", facts=_facts()))
@@ -46,7 +46,7 @@ def test_clips_the_journal_holds_count_for_a_fresh_plan(tmp_path):
 def test_a_plan_with_nothing_to_write_is_committed_once(tmp_path):
     store = OutStore(tmp_path / "out")
     store.prepare()
-    tracker = _CommitTracker(store, total=1)
+    tracker = CommitTracker(store, total=1)
     for row in clip_plans(_plan([]), store):
         tracker.add(unwrap(row))
     assert list(store.committed()) == ["key"] and tracker.bar.n == 1 and not tracker.plans
