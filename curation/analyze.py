@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from curation import reasons
+from curation import bars, reasons
 from curation.config import AnalysisConfig, SceneConfig
 from curation.edits import BlendProbe
 from curation.frames import iter_small_frames
@@ -99,6 +99,8 @@ def analyze_source(
     color_every = max(1, int(round(fps * COLOR_THUMB_EVERY_S)))
     stopped_early = None
     size = (0, 0)
+    box: tuple[int, int, int, int] | None = None  # the picture inside black bars, once a lit frame decided it
+    decided = False
     frames = iter_small_frames(path, analysis.short_side, skip_loop_filter=analysis.skip_loop_filter)
     while True:
         try:
@@ -117,9 +119,15 @@ def analyze_source(
             blends = BlendProbe(EDIT_SPAN, size, (thumb_w, thumb_h))
             columns["blend_gain"].extend([np.nan] * EDIT_SPAN)
             columns["blend_spread"].extend([np.nan] * EDIT_SPAN)
+        if not decided and bars.decides(frame.luma):
+            decided, box = True, bars.picture_box(frame.luma)
+            if box is not None:  # motion is measured inside the bars from here on
+                estimator = MotionEstimator((box[2] - box[0], box[3] - box[1]))
+                prev_luma = None
+        luma = frame.luma if box is None else np.ascontiguousarray(frame.luma[box[1]:box[3], box[0]:box[2]])
         content_score = content(frame.bgr)
-        motion = estimator.estimate(prev_luma, frame.luma, camera) if prev_luma is not None else NO_MOTION
-        prev_luma = frame.luma
+        motion = estimator.estimate(prev_luma, luma, camera) if prev_luma is not None else NO_MOTION
+        prev_luma = luma
         thumb = cv2.cvtColor(cv2.resize(frame.bgr, (thumb_w, thumb_h), interpolation=cv2.INTER_AREA),
                              cv2.COLOR_BGR2RGB)
         pts.append(frame.pts)
@@ -131,7 +139,7 @@ def analyze_source(
         columns["thumb_diff"].append(thumb_distance(recent[-1], thumb) if recent else 0.0)
         recent.append(thumb)
         _measure_return(recent, columns, flash_frames)
-        blend = blends.push(thumb, motion.matrix()) if camera else (0.0, 0.0)
+        blend = blends.push(thumb, bars.to_frame(motion.matrix(), box)) if camera else (0.0, 0.0)
         if blend is not None:
             columns["blend_gain"].append(blend[0])
             columns["blend_spread"].append(blend[1])

@@ -24,7 +24,8 @@ LABELS = {  # component -> (label when positive, label when negative), camera's 
 TRAVEL = {"pan": ("truck_right", "truck_left"), "tilt": ("pedestal_up", "pedestal_down"),
           "zoom": ("dolly_in", "dolly_out")}  # the same signs as the turn or lens move they look like
 LAYER_KEYS = ("x_lo", "x_mid", "x_hi", "x_border", "x_centre", "x_pos", "x_neg", "x_corr", "y_lo", "y_mid",
-              "y_hi", "r_lo", "r_mid", "r_hi")
+              "y_hi", "r_lo", "r_mid", "r_hi", "still_ring")
+SHARES = ("x_pos", "x_neg", "x_corr", "still_ring")  # layer statistics that are shares, not speeds
 ORBIT_MAX_CORR = 0.9  # |corr(x motion, x position)| at or above this is a zoom's spread, not layers
 LAYERED_GAP_S = 0.6  # a gap this short between layered stretches is the same layered shot
 
@@ -64,29 +65,52 @@ def frame_labels(speeds: dict[str, np.ndarray], edited: np.ndarray, cfg: CameraC
     also returns the smoothed speeds and the jitter."""
     smooth = {k: _moving_median(v, cfg.smooth_frames) for k, v in speeds.items()}
     lay = {k: _moving_median(v, cfg.smooth_frames) for k, v in (layers or {}).items()}
-    jitter_xy = np.hypot(speeds["pan"] - smooth["pan"], speeds["tilt"] - smooth["tilt"])
+    if layers is not None and "ring_x" in layers:  # the border's own shake (a subject cannot pull it about)
+        ring_x, ring_y = layers["ring_x"], layers["ring_y"]
+        jitter_xy = np.hypot(ring_x - _moving_median(ring_x, cfg.smooth_frames),
+                             ring_y - _moving_median(ring_y, cfg.smooth_frames))
+    else:
+        jitter_xy = np.hypot(speeds["pan"] - smooth["pan"], speeds["tilt"] - smooth["tilt"])
     jitter = np.sqrt(_moving_mean(jitter_xy**2, cfg.smooth_frames))
+    drift = np.hypot(smooth["pan"], smooth["tilt"])
+    moves = _moves(smooth, cfg)
     labels = []
     for i in range(len(edited)):
-        if edited[i]:
-            labels.append("edited")
-            continue
-        if jitter[i] > cfg.shaky_jitter:
-            labels.append("shaky")
-            continue
         at = {k: float(v[i]) for k, v in lay.items()}
-        if at and _orbits(at, cfg):
-            labels.append("orbit_right" if at["x_border"] > 0 else "orbit_left")
+        shaky = jitter[i] > max(cfg.shaky_jitter, drift[i])  # a clear smooth move with some noise is that move
+        if edited[i] or shaky or (at and _orbits(at, cfg)):
+            labels.append("edited" if edited[i] else "shaky" if shaky
+                          else "orbit_right" if at["x_border"] > 0 else "orbit_left")
             continue
-        best = max(MOVES, key=lambda k: abs(smooth[k][i]))
-        value = smooth[best][i]
-        if abs(value) <= cfg.static_speed:
+        best = moves[i]
+        if best is None:
             labels.append(_travel_past_still_background(at, cfg) if at else "static")
-        elif at:
-            labels.append(_refine(best, value, at, cfg))
-        else:
-            labels.append(LABELS[best][0 if value > 0 else 1])
+            continue
+        value = smooth[best][i]
+        labels.append(_refine(best, value, at, cfg) if at else LABELS[best][0 if value > 0 else 1])
     return labels, {"smooth": smooth, "jitter": jitter}
+
+
+def _moves(smooth: dict[str, np.ndarray], cfg: CameraConfig) -> list[str | None]:
+    """The moving component of each frame, or None when still, with hysteresis: a run of frames whose fastest
+    component keeps its direction above `hold_share` x `static_speed` moves when `smooth_frames` of its frames
+    pass `static_speed` (so a slow constant move is one segment, not move / still / move, and a brief
+    flicker of the fit does not grow into a move)."""
+    n = len(smooth["pan"])
+    best = [max(MOVES, key=lambda k: abs(smooth[k][i])) for i in range(n)]
+    key = [(b, bool(smooth[b][i] > 0)) for i, b in enumerate(best)]
+    speed = np.array([abs(smooth[b][i]) for i, b in enumerate(best)])
+    low = speed > cfg.hold_share * cfg.static_speed
+    out: list[str | None] = [None] * n
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and low[i] and low[j] and key[j] == key[i]:
+            j += 1
+        if low[i] and np.count_nonzero(speed[i:j] > cfg.static_speed) >= cfg.smooth_frames:
+            out[i:j] = [best[i]] * (j - i)
+        i = j
+    return out
 
 
 def _orbits(at: dict, cfg: CameraConfig) -> bool | np.ndarray:
@@ -100,12 +124,14 @@ def _orbits(at: dict, cfg: CameraConfig) -> bool | np.ndarray:
             & (np.abs(at["x_centre"]) <= cfg.held_ratio * reach) & (np.abs(at["y_mid"]) < 0.5 * reach))
 
 
-def _parallax(lo: float, hi: float, ratio: float) -> bool:
-    """All layers move the same way, the fastest at least `ratio` times the slowest."""
+def _parallax(lo: float, hi: float, ratio: float, spread: float) -> bool:
+    """All layers move the same way, the fastest at least `ratio` times the slowest and `spread` faster (the
+    flow's noise spreads the layers of a flat scene by a constant, which a slow move's ratio would take for
+    parallax)."""
     if lo * hi <= 0:
         return False
     slow, fast = sorted((abs(lo), abs(hi)))
-    return fast >= ratio * slow
+    return fast >= ratio * slow and fast - slow >= spread
 
 
 def _travel_past_still_background(at: dict[str, float], cfg: CameraConfig) -> str:
@@ -115,7 +141,7 @@ def _travel_past_still_background(at: dict[str, float], cfg: CameraConfig) -> st
                                       ("y", "tilt", cfg.travel_ratio, 1.0)):
         lo, hi = at[f"{axis}_lo"], at[f"{axis}_hi"]
         fast = hi if abs(hi) > abs(lo) else lo
-        if abs(fast) * unit > cfg.static_speed and _parallax(lo, hi, ratio):
+        if abs(fast) * unit > cfg.static_speed and _parallax(lo, hi, ratio, cfg.static_speed / unit):
             sign = 0 if (fast > 0) == (axis != "x") else 1  # x: the scene sliding left is truck_right
             return TRAVEL[family][sign]
     return "static"
@@ -129,11 +155,13 @@ def _refine(best: str, value: float, at: dict[str, float], cfg: CameraConfig) ->
         border = at["x_border"]
         if abs(border) >= cfg.static_speed and abs(at["x_centre"]) <= cfg.held_ratio * abs(border):
             return "tracking_right" if border < 0 else "tracking_left"
-        if _parallax(at["x_lo"], at["x_hi"], cfg.travel_ratio):
-            return TRAVEL["pan"][sign]
-    elif best == "tilt" and _parallax(at["y_lo"], at["y_hi"], cfg.travel_ratio):
+    if at.get("still_ring", 0.0) >= cfg.still_ring:
+        return "static"  # part of the background held still: a subject moves, not the camera
+    if best == "pan" and _parallax(at["x_lo"], at["x_hi"], cfg.travel_ratio, cfg.static_speed):
+        return TRAVEL["pan"][sign]
+    if best == "tilt" and _parallax(at["y_lo"], at["y_hi"], cfg.travel_ratio, cfg.static_speed):
         return TRAVEL["tilt"][sign]
-    elif best == "zoom" and _parallax(at["r_lo"], at["r_hi"], cfg.dolly_ratio):
+    if best == "zoom" and _parallax(at["r_lo"], at["r_hi"], cfg.dolly_ratio, cfg.static_speed / CORNER):
         return TRAVEL["zoom"][sign]
     return LABELS[best][sign]
 
@@ -165,7 +193,10 @@ def layer_speeds(features: dict[str, np.ndarray], fps: float) -> dict[str, np.nd
     them."""
     if "x_lo" not in features:
         return None
-    return {k: features[k] * (1.0 if k in ("x_pos", "x_neg", "x_corr") else fps / LAYER_FRAMES) for k in LAYER_KEYS}
+    out = {k: features[k] * (1.0 if k in SHARES else fps / LAYER_FRAMES) for k in LAYER_KEYS}
+    if "ring_x" in features:  # per pair, not summed
+        out.update(ring_x=features["ring_x"] * fps, ring_y=features["ring_y"] * fps)
+    return out
 
 
 def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:

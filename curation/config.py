@@ -72,6 +72,10 @@ class SceneConfig(_Section):
         2.3, gt=1, description="content_motion: geometric mean of the content and flow-residual scores over "
         "their neighbours' means must reach this."
     )
+    local_ratio: float = Field(
+        6.0, gt=1, description="content_motion: a cut in part of the frame (a subject swapped in front of the same "
+        "background): the flow residual of the worst of 3 x 3 regions over its neighbours' mean must reach this."
+    )
     window: int = Field(3, ge=1, description="Neighbour frames on each side for the adaptive ratios.")
     flash_frames: int = Field(
         4, ge=0, description="A change that returns to the previous picture within this many frames is a flash."
@@ -118,6 +122,14 @@ class CameraConfig(_Section):
     orbit_share: float = Field(0.1, gt=0, lt=0.5, description="Orbit: at least this share of the frame slides each "
                                "way.")
     orbit_spread: float = Field(0.025, gt=0, description="Orbit: the layers' speeds span at least this (widths/s).")
+    still_ring: float = Field(
+        0.18, gt=0, lt=1, description="A move the global fit sees is a subject's, and the camera still, when at "
+        "least this share of the border held still (a camera move moves all of it)."
+    )
+    hold_share: float = Field(
+        0.6, gt=0, le=1, description="A move goes on until its speed drops under this share of static_speed "
+        "(hysteresis: a slow constant move is one segment, not move / static / move)."
+    )
     min_segment_s: float = Field(0.5, gt=0, description="Timeline segments shorter than this merge away.")
     edit_gain: float = Field(
         0.4, gt=0, lt=1, description="A frame that a blend of its (camera-aligned) neighbours explains this well "

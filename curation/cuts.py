@@ -4,9 +4,11 @@
 AdaptiveDetector is (a frame's score over the mean of its neighbours), and fused with what the motion pass
 measures: how badly dense optical flow explains the change (`warp_error`). Fast motion inflates the content
 score but flow explains it; a cut between similar-looking shots barely moves the content score but flow
-cannot explain it. The cut score is the geometric mean of the two adaptive ratios. A change that returns to
-the picture before it within a few frames is a flash, not a cut. `content` and `adaptive` are PySceneDetect's
-own rules on the same scores, kept for comparison.
+cannot explain it. The cut score is the geometric mean of the two adaptive ratios. A cut in part of the frame
+(another subject in front of the same background and foreground) barely moves either, so the worst region's flow
+residual (`warp_peak`, over a 3 x 3 grid) counts on its own when it jumps far above its neighbours. A change
+that returns to the picture before it within a few frames is a flash, not a cut. `content` and `adaptive` are
+PySceneDetect's own rules on the same scores, kept for comparison.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from curation.config import SceneConfig
 
 MIN_CONTENT = 8.0  # content score floor (0-255 scale) for any cut
 MIN_WARP = 4.0  # flow residual floor (0-255 scale) for a content_motion cut
+MIN_LOCAL_WARP = 15.0  # ... and the worst region's, for a cut in part of the frame
 FLASH_RETURN = 0.35  # the picture "returns" when it comes back this close, relative to the jump
 
 
@@ -48,7 +51,12 @@ def cut_scores(features: dict[str, np.ndarray], cfg: SceneConfig) -> np.ndarray:
     warp = features["warp_error"].astype(np.float64)
     fused = np.sqrt(content_ratio * adaptive_ratio(warp, cfg.window))
     ok = (content >= MIN_CONTENT) & (warp >= MIN_WARP)
-    return np.where(ok, fused / cfg.fused_ratio, 0.0)
+    score = np.where(ok, fused / cfg.fused_ratio, 0.0)
+    if "warp_peak" not in features:
+        return score
+    peak = features["warp_peak"].astype(np.float64)
+    local = np.where(peak >= MIN_LOCAL_WARP, adaptive_ratio(peak, cfg.window) / cfg.local_ratio, 0.0)
+    return np.maximum(score, local)
 
 
 def is_flash(features: dict[str, np.ndarray], i: int) -> bool:

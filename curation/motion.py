@@ -41,6 +41,7 @@ class PairMotion:
     object_area: float  # share of the frame whose residual flow exceeds the object threshold
     warp_error: float  # mean |cur - prev warped by the flow| (0-255): how badly flow explains the change
     raw_diff: float  # mean |cur - prev| (0-255)
+    warp_peak: float = 0.0  # the largest of warp_error's means over a 3 x 3 grid of regions (a local cut)
     m_a: float = 1.0  # the fitted similarity, prev -> cur pixels: [[m_a, -m_b, m_tx], [m_b, m_a, m_ty]]
     m_b: float = 0.0
     m_tx: float = 0.0
@@ -61,6 +62,9 @@ class PairMotion:
     r_lo: float = 0.0  # ... radially (growth +), before removing anything
     r_mid: float = 0.0
     r_hi: float = 0.0
+    ring_x: float = 0.0  # median flow of the border ring, this pair alone (widths; x right +, y down +): what
+    ring_y: float = 0.0  # ... hand shake moves, however a subject pulls the fitted model from pair to pair
+    still_ring: float = 0.0  # share of the textured border ring that did not move over the last LAYER_FRAMES pairs
 
     def matrix(self) -> np.ndarray:
         return np.array([[self.m_a, -self.m_b, self.m_tx], [self.m_b, self.m_a, self.m_ty]])
@@ -77,6 +81,8 @@ CENTRE_BOX = (0.1, 0.12)  # the centre patch: within this share of the width / h
 CENTRE_SEARCH = (0.08, 0.1)  # ... searched for this far (share of the width / height) LAYER_FRAMES pairs later
 LAYER_MOVING = 0.003  # widths per LAYER_FRAMES pairs: a grid point moving at least this much moves
 RADIAL_MIN = 0.2  # radial statistics only farther than this (widths) from the centre
+DECISIVE_CHANGE = 12.0  # brightness error (0-255) that tells holding still from the typical motion at a point
+STILL_BETTER = 0.35  # ... and a point holding still explains with at most this share of the motion's error
 
 
 class MotionEstimator:
@@ -126,20 +132,25 @@ class MotionEstimator:
         warped = cv2.remap(cur, self._map + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         inner = self._inner
         pixels = (self.height - 2 * BORDER) * (self.width - 2 * BORDER)
-        warp_error = cv2.norm(warped[inner], prev[inner], cv2.NORM_L1) / pixels
+        unexplained = cv2.absdiff(warped[inner], prev[inner])
+        warp_error = float(unexplained.mean())
+        warp_peak = float(cv2.resize(unexplained.astype(np.float32), (3, 3), interpolation=cv2.INTER_AREA).max())
         raw_diff = cv2.norm(cur[inner], prev[inner], cv2.NORM_L1) / pixels
         if not camera:
-            return PairMotion(0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, warp_error, raw_diff)
+            return PairMotion(0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, warp_error, raw_diff, warp_peak=warp_peak)
 
         vectors = flow[self._grid]
         layers = self._layers(vectors, cur)
+        ring = vectors[self._ring]
+        layers["ring_x"] = float(np.median(ring[:, 0])) / self.width
+        layers["ring_y"] = float(np.median(ring[:, 1])) / self.width
         dst = self._src + vectors
         model, _ = cv2.estimateAffinePartial2D(
             self._src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=200,
             confidence=0.98, refineIters=5,
         )
         if model is None:
-            return PairMotion(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, warp_error, raw_diff, **layers)
+            return PairMotion(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, warp_error, raw_diff, warp_peak=warp_peak, **layers)
         a, b = float(model[0, 0]), float(model[1, 0])
         scale = math.hypot(a, b)
         angle = math.degrees(math.atan2(b, a))  # > 0: the scene turns clockwise on screen (y points down)
@@ -157,6 +168,7 @@ class MotionEstimator:
             object_area=float(moving.mean()),
             warp_error=warp_error,
             raw_diff=raw_diff,
+            warp_peak=warp_peak,
             m_a=a, m_b=b, m_tx=float(model[0, 2]), m_ty=float(model[1, 2]),
             **layers,
         )
@@ -175,6 +187,23 @@ class MotionEstimator:
             shifts.append((x + sx - ox, y + sy - oy))
         dx, dy = min(shifts, key=lambda d: math.hypot(*d))
         return dx / self.width, dy / self.width
+
+    def _still_ring(self, old: np.ndarray, cur: np.ndarray, summed: np.ndarray) -> float:
+        """How much of the background along the border held still over the last `LAYER_FRAMES` pairs while
+        the frame's typical point moved: a camera move moves all of it, a large subject crossing a still camera
+        leaves some. Each point is tested on brightness, not flow (dense flow at this size spreads a large
+        subject's motion over the still pixels around it): is the current frame there the old one unmoved, or
+        the old one shifted by the typical motion?"""
+        dx, dy = np.median(summed, axis=0)
+
+        def error_if_shifted(share: float) -> np.ndarray:
+            shift = np.float32([[1, 0, share * dx], [0, 1, share * dy]])
+            shifted = cv2.warpAffine(old, shift, (self.width, self.height), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
+            return cv2.absdiff(cur, shifted)[self._grid].astype(np.float32)
+
+        err_still = cv2.absdiff(cur, old)[self._grid].astype(np.float32)
+        return _still_ring_share(err_still, error_if_shifted(1 / 3), error_if_shifted(1.0), self._ring)
 
     def _layers(self, vectors: np.ndarray, cur: np.ndarray) -> dict[str, float]:
         """The layer statistics of the flow summed over the last `LAYER_FRAMES` pairs (this one included).
@@ -212,8 +241,20 @@ class MotionEstimator:
         out.update(x_pos=float(np.mean(residual[:, 0] > moving)), x_neg=float(np.mean(residual[:, 0] < -moving)))
         lo, mid, hi = _deciles(growth)
         out.update(r_lo=float(lo), r_mid=float(mid), r_hi=float(hi), x_corr=x_corr)
+        out["still_ring"] = self._still_ring(self._lumas[0], cur, summed)
         self._last_layers = out
         return out
+
+
+def _still_ring_share(err_still: np.ndarray, err_slow: np.ndarray, err_moved: np.ndarray, ring: np.ndarray) -> float:
+    """The share of the border ring's decisive grid points (where holding still and the typical motion predict
+    clearly different brightness) that holding still explains far better than the typical motion and better
+    than a third of it (a far layer that moves slowly, as in parallax, is not still)."""
+    decisive = ring & (np.maximum(err_still, err_moved) >= DECISIVE_CHANGE)
+    if decisive.sum() < 8:
+        return 0.0
+    still = (err_still < STILL_BETTER * err_moved) & (err_still <= err_slow)
+    return float(np.mean(still[decisive]))
 
 
 def _deciles(values: np.ndarray) -> tuple[float, float, float]:
