@@ -185,7 +185,7 @@ def _section(name: str, make: Callable[[], str]) -> str:
 def write_report(out: str | os.PathLike | OutStore, summary: CurateSummary | None = None, *,
                  stages: Sequence[StageRun | Mapping[str, Any]] | None = None,
                  thresholds: Mapping[str, float | Sequence[float | None]] | None = None,
-                 max_clips: int = MAX_CLIPS, thumbnails: bool = True, workers: int = 2) -> Path:
+                 max_clips: int = MAX_CLIPS, thumbnails: bool = True, workers: int | None = None) -> Path:
     """Write OUT/report.html from OUT's tables; returns its path.
 
     out: the OUT folder (or its OutStore).
@@ -198,14 +198,14 @@ def write_report(out: str | os.PathLike | OutStore, summary: CurateSummary | Non
         score's histogram. None reuses the last ones given.
     max_clips: clips the grid shows at most; larger OUTs show that many, evenly spaced in clip_id order.
     thumbnails: decode thumbnail strips (4 frames, 96 px high) of the shown clips that have none cached.
-    workers: decoding threads for the thumbnail strips.
+    workers: decoding threads for the thumbnail strips (default: this machine's CPUs, at most 4).
     """
     store = out if isinstance(out, OutStore) else OutStore(out)
     summary, stage_rows, limits = _remembered(store, summary, stages, thresholds)
     sources = data.read_columns(store.sources_parquet, ["source", "status", "reason", "message", "warning",
                                                        "clips_kept"])
-    clips = data.read_columns(store.clips_parquet, data.light_columns(store.clips_parquet)) \
-        if store.clips_parquet.exists() else None
+    clips = data.read_light(store.clips_parquet, limits) if store.clips_parquet.exists() else None
+    workers = workers or min(4, os.cpu_count() or 1)
     cards, ranges, note, later = _grid(store, clips, limits, max_clips, thumbnails, workers)
     sections = [
         ("facts", "Summary", lambda: render.facts_table(_facts(summary, sources, clips, later))),

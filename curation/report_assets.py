@@ -82,7 +82,7 @@ JS = r"""
       v.src = c.video;
       d.appendChild(v);
     } else {
-      d.appendChild(el("div", "note", "no clip file (rejected before extraction)"));
+      d.appendChild(el("div", "note", c.keep ? "clip file missing" : "no clip file (rejected before extraction)"));
     }
     return d;
   }

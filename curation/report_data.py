@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import reasons
+from curation.reasons import ALL as REASON_CODES
 from shards.labels import PAPER_CLASSES
 
 SCORES = ("aesthetic_score", "sharpness", "exposure", "text_area", "camera_motion_score", "object_motion_score",
@@ -130,7 +130,7 @@ class FunnelStep:
 def _pipeline_order(item: tuple[tuple, int]) -> tuple:
     """Rejections in the order the pipeline applies them (known codes), then the others, most frequent first."""
     (_, reason), n = item
-    known = list(dict.fromkeys((*reasons.ALL, *QUALITY_REASONS)))
+    known = list(dict.fromkeys((*REASON_CODES, *QUALITY_REASONS)))
     return (known.index(reason), 0, "") if reason in known else (len(known), -n, str(reason))
 
 
@@ -169,19 +169,28 @@ def labels_by_class(clips: pa.Table | None) -> list[tuple[str, str, int, int]]:
                                                                                           kv[0][0], kv[0][1]))]
 
 
-def light_columns(path: Path) -> list[str]:
+def light_columns(path: Path, extra: Sequence[str] = ()) -> list[str]:
     """The clips.parquet columns read for every clip: ids, labels, outcome, times and numeric scores (not the
     lists and texts, which are read for the shown clips only)."""
     schema = pq.read_schema(path)
     basic = ("clip_id", "keep", "reject_reason", "camera_motion", "paper_class", "start_s", "end_s")
-    numeric = [f.name for f in schema if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)]
-    return list(dict.fromkeys(n for n in (*basic, *numeric) if n in schema.names))
+    floats = [f.name for f in schema if pa.types.is_floating(f.type) and f.name not in NOT_SCORES]
+    return list(dict.fromkeys(n for n in (*basic, *floats, *extra) if n in schema.names))
+
+
+def read_light(path: Path, thresholds: Mapping[str, object]) -> pa.Table:
+    """`light_columns` of clips.parquet, the label and reason columns dictionary-encoded (few distinct values)."""
+    columns = light_columns(path, [n for n in thresholds if n != DURATION])
+    return pq.read_table(path, columns=columns,
+                         read_dictionary=[c for c in ("reject_reason", "camera_motion", "paper_class") if c in columns])
 
 
 def grid_sample(clip_ids: pa.ChunkedArray | pa.Array, max_clips: int) -> tuple[np.ndarray, str]:
     """Row numbers of the clips the grid shows, in clip_id order: all of them, or `max_clips` evenly spaced in
     clip_id order (so every part of OUT is represented), with a sentence saying which."""
     total = len(clip_ids)
+    if max_clips <= 0:
+        return np.zeros(0, dtype=np.int64), f"none of the {total} clips (the grid is off)"
     order = pc.sort_indices(clip_ids).to_numpy()
     if total <= max_clips:
         return order, f"all {total} clips"
@@ -223,22 +232,36 @@ class LaterStages:
     sharded: int | None = None
 
 
+def _caption_outcomes(path: Path, shown: pa.Array, batch_size: int = 65536) -> tuple[pa.Table, list[dict]]:
+    """One pass over captions.parquet: per row its clip_id and whether it is a caption (no error) that passed QA
+    (the texts are not kept), and the full rows of the shown clips."""
+    names = pq.read_schema(path).names
+    wanted = [c for c in ("clip_id", "caption", "backend", "qa_passed", "qa_reason", "error") if c in names]
+    thin, rows = [], []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=wanted):
+        table = pa.Table.from_batches([batch])
+        ok = pc.is_valid(table["caption"])
+        if "error" in names:
+            ok = pc.and_(ok, pc.is_null(table["error"]))
+        passed = pc.and_(ok, pc.fill_null(table["qa_passed"], False)) if "qa_passed" in names else ok
+        thin.append(pa.table({"clip_id": table["clip_id"], "ok": ok, "passed": passed}))
+        rows += table.filter(pc.is_in(table["clip_id"], value_set=shown)).to_pylist()
+    return (pa.concat_tables(thin) if thin else pa.table({"clip_id": pa.array([], pa.string()),
+                                                          "ok": pa.array([], pa.bool_()),
+                                                          "passed": pa.array([], pa.bool_())})), rows
+
+
 def later_stages(captions_path: Path, index_path: Path, shown: Sequence[str]) -> LaterStages:
     out = LaterStages()
     wanted = pa.array(list(shown), pa.string())
-    table = read_columns(captions_path, ["clip_id", "caption", "backend", "qa_passed", "qa_reason", "error"])
-    if table is not None:
-        latest = latest_rows(table)
-        ok = pc.and_(pc.is_valid(latest["caption"]), pc.is_null(latest["error"])) \
-            if "error" in latest.column_names else pc.is_valid(latest["caption"])
-        out.captioned = int(pc.sum(pc.cast(ok, pa.int64())).as_py() or 0)
-        if "qa_passed" in latest.column_names:
-            passed = pc.and_(ok, pc.fill_null(latest["qa_passed"], False))
-            out.qa_passed = int(pc.sum(pc.cast(passed, pa.int64())).as_py() or 0)
-        mine = latest.filter(pc.is_in(latest["clip_id"], value_set=wanted))
-        out.captions = {row["clip_id"]: row for row in mine.to_pylist()}
-    index = read_columns(index_path, ["clip_id", "shard"])
-    if index is not None:
+    if captions_path.exists():
+        outcomes, rows = _caption_outcomes(captions_path, wanted)
+        latest = latest_rows(outcomes)
+        out.captioned = int(pc.sum(pc.cast(latest["ok"], pa.int64())).as_py() or 0)
+        out.qa_passed = int(pc.sum(pc.cast(latest["passed"], pa.int64())).as_py() or 0)
+        out.captions = {row["clip_id"]: row for row in rows}  # file order: the newest row of a clip last
+    if index_path.exists():
+        index = pq.read_table(index_path, columns=["clip_id", "shard"], read_dictionary=["shard"])
         out.sharded = len(pc.unique(index["clip_id"]))
         mine = index.filter(pc.is_in(index["clip_id"], value_set=wanted))
         out.shards = dict(zip(mine["clip_id"].to_pylist(), mine["shard"].to_pylist(), strict=True))

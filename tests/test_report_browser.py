@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -143,8 +144,8 @@ def test_cards_carry_scores_captions_shards_and_reasons(browser_out):
     assert set(cards) == set(clips)
     kept = sorted(cid for cid, r in clips.items() if r["keep"])
     dup = next(c for c in cards.values() if c["reason"] == "near_duplicate")
-    assert dup["dup"] == clips[dup["id"]]["duplicate_of"] is not None and dup["video"] == f"clips/{dup['id']}.mp4" and dup["thumb"].startswith(
-        "data:image/jpeg;base64,")
+    assert dup["dup"] == clips[dup["id"]]["duplicate_of"] is not None
+    assert dup["video"] == f"clips/{dup['id']}.mp4" and dup["thumb"].startswith("data:image/jpeg;base64,")
     assert cards[kept[1]]["caption"] and cards[kept[2]]["caption"] is None
     assert cards[kept[2]]["captionState"].startswith("error: caption_failed: out of memory")
     assert cards[kept[0]]["shard"] == "shard-000000.tar" and cards[kept[-1]]["shard"] is None
@@ -320,10 +321,16 @@ async def _drive(chromium: str, url: str, profile: Path, ids: dict) -> dict:
                 results["screenshot"] = base64.b64decode(shot["data"])
                 await asyncio.sleep(0.3)  # late console messages
                 results["errors"], results["requests"] = list(tab.errors), list(tab.requests)
+                with contextlib.suppress(Exception):  # the browser may hang up before it answers
+                    await tab.call("Browser.close", timeout=5)
                 tab.reader.cancel()
                 return results
     finally:
-        kill_tree(proc.pid, timeout=5)
+        try:  # closed, Chromium ends its own processes; else they are ended here
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc.pid, timeout=5)
+            proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
