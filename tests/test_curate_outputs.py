@@ -55,7 +55,8 @@ def test_tables_follow_the_schema(curated):
     assert {"source_id", "start_frame", "end_frame", "score"} <= set(scenes.columns)
     assert (curated["out"] / "config.yaml").exists()
     report = (curated["out"] / "report.html").read_text()
-    assert report.count("data:image/png;base64") >= 3 and "duplicate" in report
+    assert report.count("<svg") >= 3 and "rejected: duplicate" in report and "section failed" not in report
+    assert report.count("data:image/jpeg;base64") == len(kept)  # a thumbnail strip per clip file
 
 
 def test_synthetic_hard_cuts_exact(curated, truth):
