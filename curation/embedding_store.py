@@ -23,6 +23,7 @@ from runtime.atomic import temp_name, write_parquet_atomic
 from shards.layout import OutLayout
 
 META_KEY = b"droplet.embeddings"
+PARQUET_NAME, BATCH_FOLDER = "embeddings.parquet", "embeddings"  # OUT/embeddings.parquet, OUT/_work/embeddings/
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -35,8 +36,8 @@ class EmbeddingStore:
 
     def __init__(self, out: str | Path) -> None:
         layout = OutLayout(out)
-        self.dir = layout.embedding_batches
-        self.parquet = layout.embeddings_parquet
+        self.dir = layout.work / BATCH_FOLDER
+        self.parquet = layout.root / PARQUET_NAME
 
     def batch_path(self, key: str) -> Path:
         if not _KEY.match(key):

@@ -17,7 +17,6 @@ class OutLayout:
         self.clips_parquet, self.clips_dir = root / "clips.parquet", root / "clips"
         self.report, self.curate_log = root / "report.html", root / "curate.log"
         self.work = root / "_work"
-        self.embeddings_parquet, self.embedding_batches = root / "embeddings.parquet", self.work / "embeddings"
         # captioning
         self.caption_config, self.captions_parquet = root / "caption_config.yaml", root / "captions.parquet"
         self.caption_batches = self.work / "captions"
