@@ -30,10 +30,10 @@ MLP_DROPOUT = (0.2, 0.2, 0.1)
 
 class AestheticThresholds(BaseModel):
     """A clip scoring below its head's threshold is rejected as low_aesthetic (the head's 1-10 scale). Defaults:
-    4.5 for both, a reject line for clearly poor clips rather than a selection. improved_mlp: the lowest cut LAION
-    published for LAION-Aesthetics V2 (its 4.5+ subset; Open-Sora's fair/high marks are 5.5/6.5). linear: LAION's
-    V1 subsets were cut at 7 and 8 to select images for generation, far above a reject line, so 4.5 is taken
-    just under the middle of its 0-10 rating scale."""
+    4.5 for both, a reject line for clearly poor clips rather than a selection. improved_mlp: half a point under
+    the LAION-Aesthetics V2 5+ subset Stable Diffusion trained on and the 5.0 of Open-Sora's filtering example
+    (Open-Sora calls 5.5 fair, 6.5 high). linear: LAION's V1 subsets were cut at 7 and 8 to select images for
+    generation, far above a reject line, so 4.5 is taken just under the middle of its 0-10 rating scale."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
