@@ -288,3 +288,16 @@ def test_an_empty_store():
     ids, matrix = load_embeddings("/nonexistent-out")
     assert ids == [] and matrix.shape == (0, 0)
     assert mean_embedding(np.array([[3.0, 4.0]])) == pytest.approx([0.6, 0.8])
+
+
+def test_weight_paths_are_checked_before_a_run(tiny: dict[str, Path], tmp_path: Path):
+    from runtime.paths import MissingPath, require_local_paths
+
+    require_local_paths(**EmbeddingConfig(weights=str(tiny["folder"])).local_paths())
+    require_local_paths(**EmbeddingConfig(weights=str(tiny["file"])).local_paths())
+    require_local_paths(**EmbeddingConfig().local_paths())
+    require_local_paths(**AestheticConfig().local_paths())
+    with pytest.raises(MissingPath, match=r"embeddings.weights .*missing.safetensors: no such file"):
+        require_local_paths(**EmbeddingConfig(weights=str(tmp_path / "missing.safetensors")).local_paths())
+    with pytest.raises(MissingPath, match="aesthetic.head .*: not a file"):
+        require_local_paths(**AestheticConfig(head=str(tmp_path)).local_paths())
