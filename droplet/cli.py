@@ -269,6 +269,22 @@ def _cmd_init_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from droplet.weights import REGISTRY, FetchError, describe, fetch
+
+    if args.action == "list":
+        for entry in REGISTRY.values():
+            print(describe(entry))
+        return 0
+    try:
+        path, config = fetch(args.name, args.dir, url=args.url)
+    except FetchError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"fetched {args.name} into {path}\n# {REGISTRY[args.name].config_file} lines that point to it:")
+    print(config, end="")
+    return 0
+
+
 def print_summary(summary, out: str) -> None:  # noqa: ANN001
     rows = [
         ("sources", summary.sources),
@@ -449,6 +465,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-text-seq-length", type=int, help="the transformer config's max_text_seq_length")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_init_model)
+
+    from droplet.weights import REGISTRY
+
+    p = sub.add_parser("models", help="download named pretrained weights (the one command that uses the network)",
+                       description="Download named weights into a local folder and print the config lines that "
+                       "point to them; every pipeline reads weights only from local paths. Hub weights come with "
+                       "huggingface_hub (HF_ENDPOINT names a mirror); files no hub holds come from a pinned URL and "
+                       "are kept only with the pinned sha256.")
+    models = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    m = models.add_parser("fetch", help="download one named set of weights into DIR",
+                          description="Download NAME into DIR and print the config lines that point to it. A file "
+                          "whose sha256 is not the pinned one is deleted (exit 2).")
+    m.add_argument("name", metavar="NAME", help="one of: " + ", ".join(REGISTRY) + " (droplet models list)")
+    m.add_argument("dir", metavar="DIR", help="folder to write into")
+    m.add_argument("--url", help="a mirror of a file that no hub holds (its pinned sha256 is still checked)")
+    models.add_parser("list", help="the named weights", description="List the named weights and their sources.")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("config-defaults", help="print a config with every default and its documentation",
                        description="Print the default config as commented YAML (what configs/<name>.yaml holds).")
