@@ -5,19 +5,21 @@ Every measure is a pure function of RGB uint8 frames (`curation.clip_sample.samp
 
 - **sharpness**: variance of the Laplacian over variance of the luma, on the frame area-scaled so its long
   side is at most `ANALYSIS_SIDE` (640) px. Dividing by the luma variance makes it independent of contrast
-  (a dim or hazy scene is not "blurry"), and the fixed analysis size makes it independent of the clip's
-  resolution (natural pictures have about the same share of detail at every scale, so a sharp 1080p clip
-  and a sharp 360p clip score alike; a 720p clip that is a 2x upscale scores like its 360p source would).
-  A frame with almost no luma variation (a flat wall, black) scores by its noise and is not judged.
+  (a dim or hazy scene is not "blurry"); the fixed analysis size makes it independent of the clip's
+  resolution: a 1280x720 clip is judged on the detail it shows at 640x360, so a 2x upscale of a sharp
+  640x360 picture scores as that picture does, and thresholds hold for every clip size. (Clips smaller than
+  640 px are measured as they are; shrinking a picture only packs its detail closer, so they score higher.)
+  A frame with almost no luma variation (a flat wall, black) has no detail to judge and is left out.
 - **exposure**: one signed number, the share of blown-out pixels (luma >= 245) minus the share of near-black
   ones (luma <= 16): 0 when nothing is clipped, -1 all black, +1 all white. `judge_quality` also uses the
   mean luma and both shares on their own (`QualityScores`).
 - **blockiness**: the 8x8 block-grid energy ratio. Absolute luma steps between neighbouring columns (and
   rows), clipped at `STEP_CLIP` so real edges do not dominate, are averaged per position modulo 8; the
   strongest position over the median of the eight (plus one luma level, so flat pictures stay near 1).
-  About 1.0-1.25 for clean video; DCT coding at low quality puts steps on the grid (2 and up). The strongest
+  About 1.0-1.3 for clean video; DCT coding at low quality puts steps on the grid (2 and up). The strongest
   position, not position 0, so a crop that shifted the grid does not hide it. Measured at full size (the
-  grid is in pixels).
+  grid is in pixels); a source that extraction scaled (1080p to 720p, say) has its grid off 8 px in the
+  clip, and its blocking goes unmeasured.
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ FLAT_VARIANCE = 4.0  # a frame whose luma variance is below this has no detail t
 class QualityConfig(_Section):
     """Technical quality: a clip failing any check is rejected `low_quality`, the detail saying which.
 
-    The defaults pass every clip of `droplet sample-data` (synthetic camera moves over photos and procedural
-    textures, layered 3D scenes, the real music video) and fail blurred, darkened, blown-out and JPEG-blocked
-    versions of them (tests/test_quality.py). Measured on sample-data frames, in groups of 4 as a clip is:
-    sharpness 0.007-0.41 (lowest: a zoom into a smooth procedural texture), while a Gaussian blur of sigma
-    2 px at 640x360 brings sharp pictures to 0.003-0.005 and sigma 3 px below 0.003; mean luma 0.28-0.50
-    with at most 5% near-black and no blown-out pixels, while 5 stops under gives a mean luma of 0.06-0.10 and
-    3 stops over 0.63-0.86 with up to 28% blown out; blockiness at most 1.25, while frames JPEG-coded at
-    quality 20 and then written as a clip (x264, crf 18) give 1.4-1.8, at quality 8 2.0-3.5, at 5 2.4-4.5.
+    The defaults pass every clip `droplet curate` keeps from `droplet sample-data` (73 clips: synthetic camera
+    moves over the sample photo and procedural textures, layered 3D scenes, the real music video cropped to
+    116x90) and fail blurred, darkened, blown-out and JPEG-blocked versions of such clips
+    (tests/test_quality.py). Measured on those 73 clips: sharpness 0.0076-0.59 (lowest: a zoom into a smooth
+    procedural texture), mean luma 0.24-0.59 with at most 5% near-black and no blown-out pixels, blockiness
+    1.02-1.28. Measured on degraded clips (x264 crf 18, as extraction writes them): a Gaussian blur of sigma
+    2 / 2.5 / 3 / 4 px at 640x360 gives sharpness 0.003-0.005 / 0.0044 / 0.0035 / 0.0029 (H.264 and 8-bit
+    rounding leave a floor near 0.003); 5 stops under gives a mean luma of 0.05-0.10, 3 stops over 0.63-0.86
+    with up to 28% blown out, 4 stops over about half the frame blown out; frames JPEG-coded at quality 20
+    give blockiness 1.4-1.8, at quality 8 2.0-3.5, at quality 5 2.4-4.5.
     """
 
     enabled: bool = Field(True, description="Measure technical quality (sharpness, exposure, blockiness).")
@@ -58,8 +62,8 @@ class QualityConfig(_Section):
         "keeps the sample data's real 160x90 video; raise it to the short side you train at."
     )
     min_sharpness: float = Field(
-        0.004, ge=0, description="Median var(Laplacian)/var(luma) at 640 px below this: blurry (sample clips "
-        "0.007 and up; a 2-3 px blur of a sharp picture 0.002-0.005)."
+        0.005, ge=0, description="Median var(Laplacian)/var(luma) at 640 px below this: blurry (kept sample "
+        "clips 0.0076 and up; a Gaussian blur of 2 px or more at 640 px 0.005 and below)."
     )
     min_luma: float = Field(0.1, ge=0, le=1, description="Mean luma (0-1) below this: too_dark.")
     max_dark_share: float = Field(0.6, ge=0, le=1, description="Share of near-black pixels (luma <= 16) above "
@@ -68,7 +72,7 @@ class QualityConfig(_Section):
     max_blown_share: float = Field(0.25, ge=0, le=1, description="Share of blown-out pixels (luma >= 245) above "
                                    "this: blown_out.")
     max_blockiness: float = Field(
-        1.8, ge=1, description="8x8 block-grid energy ratio above this: blocky (clean video 1.0-1.25; JPEG-coded "
+        1.8, ge=1, description="8x8 block-grid energy ratio above this: blocky (kept sample clips 1.0-1.3; JPEG-coded "
         "frames re-encoded as clips: quality 20 1.4-1.8, quality 8 2.0-3.5)."
     )
 

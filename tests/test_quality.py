@@ -203,3 +203,23 @@ def test_cropped_extraction_is_byte_reproducible(photo_frames, tmp_path):
     facts = [run_isolated(extract_clip, _spec(path, out, 30), ExtractConfig(), timeout_s=120) for out in outs]
     assert facts[0] == facts[1] and facts[0]["crop"] == [82, 0, 476, 360]
     assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+def test_every_kept_sample_clip_passes(curated):
+    """The defaults keep every clip that curation keeps from the sample data (and find no text on them)."""
+    from curation.ocr import TextOverlayReader
+
+    kept = curated["clips"].query("keep")
+    cfg = QualityConfig()
+    failed = {}
+    for clip in kept.itertuples():
+        frames = sample_frames(str(curated["out"] / "clips" / f"{clip.clip_id}.mp4"), cfg.frames)
+        detail = judge_quality(measure_quality(frames), clip.width, clip.height, cfg)
+        if detail:
+            failed[clip.clip_id] = detail
+    assert len(kept) >= 50 and not failed
+    reader = TextOverlayReader()
+    for clip in kept.groupby("source_id").head(1).head(8).itertuples():  # OCR on one clip of 8 sources
+        path = curated["out"] / "clips" / f"{clip.clip_id}.mp4"
+        area, text = reader(sample_frames(str(path), reader.cfg.frames, max_side=reader.cfg.max_side))
+        assert area < 0.005 and text == "", (clip.source, area, text)
