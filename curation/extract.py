@@ -109,7 +109,7 @@ def extract_clip(spec: ClipSpec, cfg: ExtractConfig) -> dict:
             enc = None
             for frame in frames:
                 if crop is not None:
-                    frame = _cropped(frame, crop[0])
+                    frame = _cropped(frame, crop[0], crop[2])
                 enc, size = _ensure_encoder(out, enc, frame, rate, cfg, spec.rotation)
                 _encode(out, enc, frame, written, size, spec.rotation)
                 written += 1
@@ -156,7 +156,7 @@ def _detect_crop(frames: Iterator[av.VideoFrame], rate: Fraction, rotation: int)
     """Look at the clip's first second (at most `CROP_PROBE_BYTES` of frames, buffered) for black bars.
 
     Returns the frames (those buffered first, then the rest) and the crop: None, or (the box in stored
-    pixels, even for yuv420p; the same box in displayed pixels)."""
+    pixels, even for yuv420p; the same box in displayed pixels; the stored size it was found on)."""
     head: list[av.VideoFrame] = []
     limit = max(1, round(float(rate)))
     for frame in frames:
@@ -173,7 +173,7 @@ def _detect_crop(frames: Iterator[av.VideoFrame], rate: Fraction, rotation: int)
         return rest, None
     stored = even_inside(box, width, height)
     turns = int(round(rotation / 90.0)) % 4
-    return rest, (stored, rotate_box(stored, width, height, turns))
+    return rest, (stored, rotate_box(stored, width, height, turns), (width, height))
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
@@ -187,11 +187,14 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(y) if full else cv2.LUT(np.ascontiguousarray(y), _LIMITED_TO_FULL)
 
 
-def _cropped(frame: av.VideoFrame, box: tuple[int, int, int, int]) -> av.VideoFrame:
-    """`frame` cut to `box` (x, y, w, h, all even), as 8-bit 4:2:0 (other formats are converted first)."""
+def _cropped(frame: av.VideoFrame, box: tuple[int, int, int, int], size: tuple[int, int]) -> av.VideoFrame:
+    """`frame` cut to `box` (x, y, w, h, all even, found on frames of `size`), as 8-bit 4:2:0 (other formats
+    are converted first)."""
     x, y, w, h = box
-    if frame.width < x + w or frame.height < y + h:
-        raise ValueError(f"frame {frame.width}x{frame.height} is smaller than the crop {box}")
+    if (frame.width, frame.height) != size:  # the source changed size mid-clip: the same share of it
+        sx, sy = frame.width / size[0], frame.height / size[1]
+        x, y, w, h = even_inside((round(x * sx), round(y * sy), round(w * sx), round(h * sy)), frame.width,
+                                 frame.height)
     name = frame.format.name if frame.format.name in ("yuv420p", "yuvj420p") else "yuv420p"
     src = frame if frame.format.name == name else frame.reformat(format=name)
     planes = []
@@ -202,7 +205,6 @@ def _cropped(frame: av.VideoFrame, box: tuple[int, int, int, int]) -> av.VideoFr
         planes.append(data[py:py + ph, px:px + pw].reshape(-1))
     out = av.VideoFrame.from_ndarray(np.concatenate(planes).reshape(h * 3 // 2, w), format=name)
     out.colorspace, out.color_range = frame.colorspace, frame.color_range
-    out.pts, out.time_base = frame.pts, frame.time_base
     return out
 
 

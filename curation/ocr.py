@@ -44,8 +44,8 @@ class OcrConfig(_Section):
     """
 
     enabled: bool = Field(True, description="Read text overlays with the PP-OCR models rapidocr-onnxruntime ships.")
-    frames: int = Field(3, ge=1, description="Frames sampled evenly over the clip for OCR (about 0.3-1 s each on a "
-                        "CPU core).")
+    frames: int = Field(3, ge=1, description="Frames sampled evenly over the clip for OCR (about 0.2-0.6 s each on two "
+                        "CPU cores).")
     min_score: float = Field(0.6, ge=0, le=1, description="Recognised lines scoring below this are dropped (boxes "
                              "and text).")
     max_text_area: float = Field(0.03, ge=0, le=1, description="Text box share of a frame above this (the most "
