@@ -1,4 +1,4 @@
-"""Grounded captioner benchmark (issue 3, CPU): clips/s of caption + QA on realistic clip rows.
+"""Grounded captioner benchmark (CPU): clips/s of caption + QA on realistic clip rows.
 
 Target: >= 100 clips/s. Rows are made like curation's (timelines of 1-3 segments, colours, scores).
 

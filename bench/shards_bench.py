@@ -1,4 +1,4 @@
-"""Shard writer benchmark (issue 3): `write_shards` against a plain copy of the same bytes, same run.
+"""Shard writer benchmark: `write_shards` against a plain copy of the same bytes, same run.
 
 A fake OUT holds `--total-mb` of random-byte clips of about `--sample-mb` each (captioned, QA-passed). Each
 repeat runs, in alternating order, (a) `shutil.copyfileobj` of every clip file into one file and (b)

@@ -1,4 +1,4 @@
-"""vLLM captioning benchmark (issue 3, GPU): our captioning throughput against vLLM's own ceiling.
+"""vLLM captioning benchmark (GPU): our captioning throughput against vLLM's own ceiling.
 
 The method is cosmos-curate's "speed of light": run our vLLM processor on N clips of a curated OUT and
 measure captioned clips/s and output tokens/s; take the mean input and output token counts vLLM reported

@@ -1,4 +1,4 @@
-"""One `droplet curate` over every sample input: the outcomes the data contract and issue 2 name."""
+"""One `droplet curate` over every sample input: the outcomes the data contract names."""
 
 from __future__ import annotations
 
