@@ -8,15 +8,7 @@ import av
 import cv2
 import numpy as np
 
-
-def uniform_indices(num_frames: int, count: int) -> list[int]:
-    """`count` frame indices spread evenly over [0, num_frames), first and last included."""
-    if num_frames <= 0:
-        return []
-    count = min(count, num_frames)
-    if count == 1:
-        return [num_frames // 2]
-    return [round(i * (num_frames - 1) / (count - 1)) for i in range(count)]
+from shards.sampling import uniform_indices
 
 
 def sample_jpegs(path: str, count: int, max_side: int, quality: int = 90) -> list[bytes]:

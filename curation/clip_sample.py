@@ -15,8 +15,8 @@ import bisect
 import av
 import numpy as np
 
-from captioning.frames import uniform_indices
 from curation.media import open_container
+from shards.sampling import uniform_indices
 
 
 def sample_frames(path: str, count: int, max_side: int | None = None) -> list[np.ndarray]:

@@ -270,7 +270,7 @@ def _cmd_init_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from droplet.weights import REGISTRY, FetchError, describe, fetch
+    from droplet.fetch_weights import REGISTRY, FetchError, describe, fetch
 
     if args.action == "list":
         for entry in REGISTRY.values():
@@ -466,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_init_model)
 
-    from droplet.weights import REGISTRY
+    from droplet.fetch_weights import REGISTRY
 
     p = sub.add_parser("models", help="download named pretrained weights (the one command that uses the network)",
                        description="Download named weights into a local folder and print the config lines that "

@@ -43,3 +43,13 @@ def largest_frame_count(num_frames: int, frame_counts: list[int]) -> int | None:
     a, b = sampling_window(num_frames)
     fitting = [n for n in frame_counts if n <= b - a + 1]
     return max(fitting) if fitting else None
+
+
+def uniform_indices(num_frames: int, count: int) -> list[int]:
+    """`count` frame indices spread evenly over [0, num_frames), first and last included."""
+    if num_frames <= 0:
+        return []
+    count = min(count, num_frames)
+    if count == 1:
+        return [num_frames // 2]
+    return [round(i * (num_frames - 1) / (count - 1)) for i in range(count)]

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from conftest import PYTHON, REPO
 
-from droplet import weights
-from droplet.weights import REGISTRY, FetchError, FileWeights, download_checked
+from droplet import fetch_weights as weights
+from droplet.fetch_weights import REGISTRY, FetchError, FileWeights, download_checked
 
 B32 = REGISTRY["clip-vit-b-32"]
 TINY = {"embed_dim": 16, "quick_gelu": True,

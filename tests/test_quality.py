@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from captioning.frames import uniform_indices
 from curation.borders import detect_black_borders, even_inside, rotate_box
 from curation.clip_sample import sample_frames
 from curation.config import ExtractConfig
@@ -18,6 +17,7 @@ from curation.extract import ClipSpec, clip_facts, extract_clip
 from curation.quality import QualityConfig, judge_quality, measure_quality
 from droplet.sample_data.encode import H264Writer
 from droplet.sample_data.synthetic import camera_frames
+from shards.sampling import uniform_indices
 
 W, H, N = 640, 360, 40
 
