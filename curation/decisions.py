@@ -1,8 +1,8 @@
 """Decisions over the whole OUT, taken by the driver at the end of each run: near-duplicates and selection.
 
 Near-duplicates are judged where the commits are ordered, not in the workers (they only hash): every kept clip
-the index has not judged yet, one batch in clip_id order (`DuplicateIndex.judge`), after everything earlier
-runs committed to `OUT/dedup/`. So the first committed clip wins across runs, and within a run the outcome
+the index has not judged yet, source by source in input order (as exact duplicates are), each source's clips in
+clip_id order (`DuplicateIndex.judge`), after everything earlier runs committed to `OUT/dedup/`. So the first committed clip wins across runs, and within a run the outcome
 does not depend on worker timing (or on a kill and resume).
 
 Selection (`selection.enabled`) then runs over every clip still kept: `keep_classes` stay, C5 stays up to
@@ -50,7 +50,7 @@ def judge_duplicates(store: OutStore, cfg: CurateConfig, kept: list[tuple[str, d
 
     index = DuplicateIndex.open(store.root, cfg.dedup)
     embeddings = _embeddings(store) if cfg.dedup.embedding_cosine < 1 else {}
-    batch = []
+    by_source: dict[str, list] = {}
     for key, clip in kept:
         cid = clip["clip_id"]
         if cid in index:
@@ -60,10 +60,11 @@ def judge_duplicates(store: OutStore, cfg: CurateConfig, kept: list[tuple[str, d
         if hashes is None:
             continue
         matrix = np.array(hashes, dtype=np.uint64).reshape(len(hashes), cfg.dedup.views)
-        batch.append(ClipSignature(cid, matrix, embeddings.get(cid)))
-    if batch:
-        index.judge(batch)
-        index.commit()
+        by_source.setdefault(clip["source"], []).append(ClipSignature(cid, matrix, embeddings.get(cid)))
+    for source in sorted(by_source):  # input order (as for exact duplicates), then clip_id order
+        index.judge(by_source[source])
+    index.commit()
+    batch = [sig for sigs in by_source.values() for sig in sigs]
     found = {}
     for _, clip in kept:
         first = index.decisions.get(clip["clip_id"])
