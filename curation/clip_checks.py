@@ -165,7 +165,7 @@ class ClipScoreStage:
                                             {"model": self.scorer.embedder.name})
                 reject = None
                 if scores.reject_reason:
-                    reject = [scores.reject_reason, f"aesthetic score {scores.aesthetic_score:.2f} < "
+                    reject = [reasons.LOW_AESTHETIC, f"aesthetic score {scores.aesthetic_score:.2f} < "
                               f"{self.scorer.threshold}"]
                 item.facts[SCORES] = {"aesthetic_score": scores.aesthetic_score, "scene_tags": scores.scene_tags,
                                       "reject": reject}

@@ -2,8 +2,9 @@
 
 Near-duplicates are judged where the commits are ordered, not in the workers (they only hash): every kept clip
 the index has not judged yet, source by source in input order (as exact duplicates are), each source's clips in
-clip_id order (`DuplicateIndex.judge`), after everything earlier runs committed to `OUT/dedup/`. So the first committed clip wins across runs, and within a run the outcome
-does not depend on worker timing (or on a kill and resume).
+clip_id order (`DuplicateIndex.judge`), after everything earlier runs committed to `OUT/dedup/`. So the first
+committed clip wins across runs, and within a run the outcome does not depend on worker timing (or on a kill
+and resume).
 
 Selection (`selection.enabled`) then runs over every clip still kept: `keep_classes` stay, C5 stays up to
 `static_share` of the kept clips (best aesthetic_score first, then clip_id), the rest is `not_selected`; clips

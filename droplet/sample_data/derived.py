@@ -1,7 +1,8 @@
 """Inputs derived from the first shot of synthetic/moves_a.mp4 (a slow pan, 88 frames) for the clip checks:
 
-    synthetic_derived/text_overlay.mp4    the shot with a big rendered headline over it: rejected `text_overlay`
-    synthetic_derived/moves_a_crop.mp4    the shot cropped by 10%, re-encoded at crf 28: a `near_duplicate` of moves_a's clip
+    synthetic_derived/text_overlay.mp4  the shot with a big rendered headline over it: rejected `text_overlay`
+    synthetic_derived/moves_a_crop.mp4  the shot cropped by 10%, re-encoded at crf 28: a `near_duplicate` of
+                                        moves_a's first clip
 """
 
 from __future__ import annotations
