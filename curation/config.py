@@ -215,11 +215,11 @@ class CurateConfig(_Section):
         """The parts that shape OUT's content (a different one on an existing OUT is refused)."""
         data = self.model_dump(mode="json")
         data.pop("ray")
-        data["ocr"].pop("threads")  # how fast, not what: these may change between runs on one OUT
-        data["embeddings"].pop("device")
-        data["embeddings"].pop("batch_size")
         return data
 
+
+FREE_KEYS = ("ray", "ocr.threads", "embeddings.device", "embeddings.batch_size")
+"""Settings that say how fast, not what: they may change between runs on one OUT."""
 
 CURATE_YAML_HEADER = """\
 # droplet curate config. Every key is optional: a missing one takes the default shown here.
