@@ -22,6 +22,14 @@ class RayConfig(_Section):
     num_cpus: int | None = Field(None, ge=1, description="CPUs used on this machine by the local executor or an "
                                  "embedded Ray (null: all).")
     progress_bars: bool = Field(True, description="Show Ray Data's progress bars.")
+    check_cpus: float = Field(
+        0.5, gt=0, description="CPUs a Ray actor of the clip checks (quality, OCR, hashes) or of CLIP scoring asks "
+        "for: a fraction, so the checks never starve the decode stages."
+    )
+    check_actors: int = Field(2, ge=1, description="Ray actors of the clip checks at most (each holds an OCR model).")
+    clip_gpus: float = Field(0.0, ge=0, description="GPUs a CLIP scoring actor asks Ray for (0: CPU; set "
+                             "embeddings.device to cuda with it).")
+    clip_actors: int = Field(1, ge=1, description="Ray actors of CLIP scoring at most (each holds the model).")
 
 
 class LimitsConfig(_Section):
@@ -164,6 +172,25 @@ class ExtractConfig(_Section):
     )
 
 
+class SelectionConfig(_Section):
+    """The paper's selection over every kept clip of an OUT, at the end of each run (clips already in a shard are
+    never unselected): classes in `keep_classes` kept, static clips (C5) kept up to `static_share` of the kept
+    clips (best aesthetic_score first, then clip_id), the rest (C6, unlabelled) rejected `not_selected`."""
+
+    enabled: bool = Field(False, description="Apply the selection.")
+    keep_classes: tuple[str, ...] = Field(("C1", "C2", "C3", "C4"), description="paper_class values always kept.")
+    static_share: float = Field(0.05, ge=0, lt=1, description="Most share of C5 (static, shaky) clips among the "
+                                "kept clips of the OUT.")
+
+
+from curation.aesthetic import AestheticConfig  # noqa: E402 - the sections import _Section from here
+from curation.dedup import DedupConfig  # noqa: E402
+from curation.embeddings import EmbeddingConfig  # noqa: E402
+from curation.ocr import OcrConfig  # noqa: E402
+from curation.quality import QualityConfig  # noqa: E402
+from curation.scene_tags import SceneTagConfig  # noqa: E402
+
+
 class CurateConfig(_Section):
     """Everything `droplet curate` reads."""
 
@@ -176,6 +203,13 @@ class CurateConfig(_Section):
     camera: CameraConfig = CameraConfig()
     filters: FilterConfig = FilterConfig()
     extract: ExtractConfig = ExtractConfig()
+    quality: QualityConfig = QualityConfig()
+    ocr: OcrConfig = OcrConfig()
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    aesthetic: AestheticConfig = AestheticConfig()
+    scene_tags: SceneTagConfig = SceneTagConfig()
+    dedup: DedupConfig = DedupConfig()
+    selection: SelectionConfig = SelectionConfig()
 
     def fingerprint(self) -> dict:
         """The parts that shape OUT's content (a different one on an existing OUT is refused)."""
@@ -183,6 +217,9 @@ class CurateConfig(_Section):
         data.pop("ray")
         return data
 
+
+FREE_KEYS = ("ray", "ocr.threads", "embeddings.device", "embeddings.batch_size")
+"""Settings that say how fast, not what: they may change between runs on one OUT."""
 
 CURATE_YAML_HEADER = """\
 # droplet curate config. Every key is optional: a missing one takes the default shown here.

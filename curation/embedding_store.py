@@ -36,8 +36,8 @@ class EmbeddingStore:
 
     def __init__(self, out: str | Path) -> None:
         layout = OutLayout(out)
-        self.dir = layout.work / BATCH_FOLDER
-        self.parquet = layout.root / PARQUET_NAME
+        self.dir = layout.embedding_batches
+        self.parquet = layout.embeddings_parquet
 
     def batch_path(self, key: str) -> Path:
         if not _KEY.match(key):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 
 from curation import reasons
+from curation.clip_checks import ClipCheckStage, ClipScoreStage, needs, stage_plan
 from curation.config import CurateConfig
 from curation.rows import ClipPlan, ClipResult, Failure, Probe, SourcePlan, unwrap, wrap
 from curation.sandbox import stop_all_children
@@ -55,12 +56,15 @@ class LocalExecutor:
     def __init__(self, cfg: CurateConfig, store: OutStore, workers: int):
         self.cfg, self.store, self.workers = cfg, store, workers
         self.transnet: ProcessPoolExecutor | None = None
+        self.stages = stage_plan(cfg)
+        self.checks = ClipCheckStage(cfg, store) if self.stages.checks else None
+        self.scores = ClipScoreStage(cfg, store) if self.stages.clip else None
 
     def run(self, fresh: list[Probe], planned: list[SourcePlan | ClipPlan],
             deliver: Callable[[SourcePlan | ClipResult], None]) -> None:
         extracts: deque[ClipPlan] = deque()
         for item in planned:
-            (extracts.append(item) if isinstance(item, ClipPlan) else deliver(item))
+            (extracts.append(item) if isinstance(item, ClipPlan | ClipResult) else deliver(item))
         sources = deque(fresh)
         if sources and self.cfg.scenes.detector == "transnetv2":
             self.transnet = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_load_transnet,
@@ -71,7 +75,7 @@ class LocalExecutor:
             while extracts or sources or running:
                 while len(running) < self.workers and (extracts or sources):
                     if extracts:  # clips first: they finish sources; an analysis only starts a new one
-                        running.add(pool.submit(extract_stage, wrap(extracts.popleft()), self.cfg, self.store))
+                        running.add(pool.submit(self._write_and_check, extracts.popleft()))
                     else:
                         running.add(pool.submit(self._plan_source, sources.popleft()))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
@@ -79,7 +83,9 @@ class LocalExecutor:
                     result = future.result()
                     for row in result if isinstance(result, list) else [result]:
                         item = unwrap(row)
-                        (extracts.append(item) if isinstance(item, ClipPlan) else deliver(item))
+                        to_do = isinstance(item, ClipPlan) or (isinstance(item, ClipResult) and needs(item, self.stages)
+                                                               and not isinstance(result, dict))
+                        (extracts.append(item) if to_do else deliver(item))
         except BaseException:  # Ctrl-C (or a bug): end the children now; what they were doing is not journaled
             stop_all_children()
             raise
@@ -87,6 +93,14 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
             if self.transnet is not None:
                 self.transnet.shutdown(wait=True, cancel_futures=True)
+
+    def _write_and_check(self, item: ClipPlan | ClipResult) -> dict:
+        """Write one clip file (a ClipPlan) and run the clip checks on it (or on a journaled ClipResult)."""
+        row = extract_stage(wrap(item), self.cfg, self.store) if isinstance(item, ClipPlan) else wrap(item)
+        for stage in (self.checks, self.scores):
+            if stage is not None:
+                row = stage(row)
+        return row
 
     def _plan_source(self, probe: Probe) -> list[dict]:
         """One source's analysis, cuts and plan: its SourcePlan and a ClipPlan per clip to write."""

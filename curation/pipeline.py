@@ -26,9 +26,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from curation import reasons
+from curation.clip_checks import ClipCheckStage, ClipScoreStage, clip_columns, stage_plan
 from curation.config import CurateConfig
+from curation.decisions import decide
+from curation.embedding_store import EmbeddingStore
 from curation.inputs import extension_of, scan_input
-from curation.report import write_report
+from curation.report import StageRun, write_report
 from curation.rows import ClipResult, Failure, Probe, SourcePlan, SourceTask, unwrap, wrap
 from curation.stages import TransNetV2Stage, analyze_stage, clip_plans, extract_stage, plan_stage, probe_stage
 from curation.store import OutStore, source_key
@@ -83,6 +86,8 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     if not scanned.sources:
         raise ValueError(f"no video files found in {input_value}")
     with_ray = use_ray(cfg, address)
+    stages = stage_plan(cfg)
+    log_stages(stages)
     committed = store.committed()
     todo = [SourceTask(source_key(s), s) for s in scanned.sources if source_key(s) not in committed]
     log.info("%d sources; %d already done (skipped), %d to do", len(scanned.sources),
@@ -96,12 +101,40 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
         _analyze_and_extract(ok, store, cfg, tracker, with_ray)
         log.info("analysed and extracted %d sources at %.1f s", len(ok), time.time() - started)
         tracker.close()
+    decide(store, cfg)
     tables = store.rebuild_tables()
+    if stages.clip:
+        tables["embeddings"] = EmbeddingStore(store.root).rebuild()
     summary = summarize(store, len(scanned.sources) - len(todo), time.time() - started)
     summary.skipped_files = skipped
-    write_report(store, summary)
+    write_report(store, summary, stages=stage_runs(stages), thresholds=thresholds(cfg))
     log.info("tables: %s; report: %s (done at %.1f s)", tables, store.report_path, time.time() - started)
     return summary
+
+
+def log_stages(stages) -> None:  # noqa: ANN001 - a StagePlan
+    """One line per clip stage: ran, or skipped and why."""
+    for name, what in stages.ran.items():
+        log.info("%s: runs (%s)", name, what)
+    for name, why in stages.skipped.items():
+        log.info("%s: skipped (%s)", name, why)
+
+
+def stage_runs(stages) -> list[StageRun]:  # noqa: ANN001 - a StagePlan
+    runs = [StageRun(name, True, what) for name, what in stages.ran.items()]
+    return runs + [StageRun(name, False, f"skipped: {why}") for name, why in stages.skipped.items()]
+
+
+def thresholds(cfg: CurateConfig) -> dict[str, float | tuple]:
+    """Score column -> the threshold applied, for the report's histograms."""
+    out: dict[str, float | tuple] = {}
+    if cfg.quality.enabled:
+        out["sharpness"] = cfg.quality.min_sharpness
+    if cfg.ocr.enabled:
+        out["text_area"] = cfg.ocr.max_text_area
+    if cfg.aesthetic.head is not None:
+        out["aesthetic_score"] = cfg.aesthetic.threshold
+    return out
 
 
 def log_to_file(path: Path) -> None:
@@ -186,7 +219,7 @@ def _analyze_and_extract(ok: list[Probe], store: OutStore, cfg: CurateConfig, tr
         if plan is None:
             fresh.append(probe)
         else:
-            resumed.extend(unwrap(r) for r in clip_plans(plan, store))
+            resumed.extend(unwrap(r) for r in clip_plans(plan, store, cfg))
     if resumed:
         log.info("resuming %d planned sources", sum(isinstance(r, SourcePlan) for r in resumed))
     if with_ray:
@@ -207,7 +240,8 @@ def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateCo
     stores = {"cfg": cfg, "store": store}
     extract_args = {"num_cpus": 1, "memory": cfg.extract.task_memory_mb * 2**20}
     if resumed:
-        for row in _dataset(resumed).map(extract_stage, fn_kwargs=stores, **extract_args).iter_rows():
+        ds = _clip_stages(_dataset(resumed).map(extract_stage, fn_kwargs=stores, **extract_args), store, cfg)
+        for row in ds.iter_rows():
             tracker.add(unwrap(row))
     if fresh:
         analyze_args = {"num_cpus": 1, "memory": cfg.analysis.task_memory_mb * 2**20}
@@ -217,9 +251,24 @@ def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateCo
                         compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=1)
         ds = ds.flat_map(plan_stage, fn_kwargs=stores, **analyze_args)
         ds = ds.repartition(target_num_rows_per_block=1)  # one clip a task: a source's clips spread over the CPUs
-        ds = ds.map(extract_stage, fn_kwargs=stores, **extract_args)
+        ds = _clip_stages(ds.map(extract_stage, fn_kwargs=stores, **extract_args), store, cfg)
         for row in ds.iter_rows():
             tracker.add(unwrap(row))
+
+
+def _clip_stages(ds, store: OutStore, cfg: CurateConfig):  # noqa: ANN001, ANN202 - Ray datasets
+    """The checks on written clip files, as actor stages holding their models (fractional CPUs, so they never
+    starve the decode stages; CLIP on `ray.clip_gpus` GPUs)."""
+    from ray.data import ActorPoolStrategy
+
+    stages = stage_plan(cfg)
+    args = {"fn_constructor_kwargs": {"cfg": cfg, "store": store}, "num_cpus": cfg.ray.check_cpus}
+    if stages.checks:
+        ds = ds.map(ClipCheckStage, compute=ActorPoolStrategy(min_size=1, max_size=cfg.ray.check_actors), **args)
+    if stages.clip:
+        ds = ds.map(ClipScoreStage, compute=ActorPoolStrategy(min_size=1, max_size=cfg.ray.clip_actors),
+                    num_gpus=cfg.ray.clip_gpus or None, **args)
+    return ds
 
 
 class CommitTracker:
@@ -277,6 +326,10 @@ def source_commit(plan: SourcePlan, results: dict[str, ClipResult]) -> dict:
             facts = result.facts
             row.update(num_frames=facts["num_frames"], fps=facts["fps"], width=facts["width"],
                        height=facts["height"], file_bytes=facts["bytes"])
+            columns, reject = clip_columns(facts)
+            row.update(columns)
+            if reject is not None:  # the clip keeps its file and its scores
+                row.update(keep=False, reject_reason=reject[0], reject_message=reject[1])
         elif result is not None:
             row.update(keep=False, reject_reason=result.failure.reason, reject_message=result.failure.message)
             log.warning("clip %s not written: %s: %s", row["clip_id"], result.failure.reason, result.failure.message)

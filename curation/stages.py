@@ -145,17 +145,21 @@ def plan_stage(row: dict, cfg: CurateConfig, store: OutStore, planner: Planner =
         store.save_plan(plan)
     except Exception as exc:  # noqa: BLE001
         return [wrap(SourcePlan(item.key, item.source, item.info, failure=failure_of(exc)))]
-    return clip_plans(plan, store)
+    return clip_plans(plan, store, cfg)
 
 
-def clip_plans(plan: SourcePlan, store: OutStore) -> list[dict]:
+def clip_plans(plan: SourcePlan, store: OutStore, cfg: CurateConfig | None = None) -> list[dict]:
     """The plan's rows: the SourcePlan (carrying the results of kept clips the journal holds already), then a
-    ClipPlan for each kept clip still to write."""
+    ClipPlan for each kept clip still to write, and the journaled ClipResults the checks of `cfg` still need."""
+    from curation.clip_checks import needs, stage_plan
     from curation.extract import ClipSpec
 
     journaled = {cid: store.clip_result(plan.key, cid) for cid in plan.extract}
-    plan.done = {cid: result for cid, result in journaled.items() if result is not None}
-    rows = [wrap(plan)]
+    stages = stage_plan(cfg) if cfg is not None else None
+    unchecked = [r for r in journaled.values() if r is not None and stages is not None and needs(r, stages)]
+    redo = {r.clip_id for r in unchecked}
+    plan.done = {cid: result for cid, result in journaled.items() if result is not None and cid not in redo}
+    rows = [wrap(plan), *(wrap(r) for r in unchecked)]
     for cid in (c for c in plan.extract if c not in plan.done):
         spec = ClipSpec(source=plan.source, fps=plan.info["fps"], rotation=plan.info["rotation"],
                         out_path=str(store.clip_file(cid)), **plan.extract[cid])

@@ -47,7 +47,9 @@ class OutStore:
 
     def lock_config(self, fingerprint: dict, full: dict) -> None:
         """Write OUT/config.yaml, or check that the existing one was made with the same settings."""
-        lock_config(self.config_path, fingerprint, full=full, ignore=("ray",))
+        from curation.config import FREE_KEYS
+
+        lock_config(self.config_path, fingerprint, full=full, ignore=FREE_KEYS)
 
     # --- the journal: what each stage wrote, what a re-run resumes from ----------------------------
     def probe_path(self, key: str) -> Path:
@@ -102,6 +104,16 @@ class OutStore:
         """Record a source as done: its sources.parquet row, scenes and clip rows (what the tables are built from)."""
         self.save(self.commit_path(key), commit)
 
+    def decisions(self) -> dict[str, dict]:
+        """The end-of-run decisions (near-duplicates, selection) by clip_id (`curation.decisions`)."""
+        return read_json(self.layout.decisions) or {}
+
+    def committed_clips(self, commit: dict, decisions: dict[str, dict]) -> list[dict]:
+        """A commit's clip rows with the end-of-run decisions applied."""
+        from curation.decisions import apply_decisions
+
+        return [apply_decisions(row, decisions) for row in commit.get("clips", [])]
+
     def committed(self) -> dict[str, dict]:
         """Committed sources by key."""
         out = {}
@@ -115,9 +127,12 @@ class OutStore:
     def rebuild_tables(self) -> dict[str, int]:
         """Write sources/scenes/clips parquet from every commit file; returns row counts."""
         commits = sorted(self.committed().values(), key=lambda c: c["source"]["source"])
-        sources = [c["source"] for c in commits]
+        decisions = self.decisions()
+        decided = [self.committed_clips(c, decisions) for c in commits]
+        sources = [{**c["source"], "clips_kept": sum(1 for r in rows if r["keep"])} if c["source"]["status"] == "ok"
+                   else c["source"] for c, rows in zip(commits, decided, strict=True)]
         scenes = [s for c in commits for s in c.get("scenes", [])]
-        clips = sorted((r for c in commits for r in c.get("clips", [])), key=lambda r: r["clip_id"])
+        clips = sorted((r for rows in decided for r in rows), key=lambda r: r["clip_id"])
         _write_table(self.sources_parquet, sources, SOURCE_SCHEMA)
         _write_table(self.scenes_parquet, scenes, SCENE_SCHEMA)
         _write_table(self.clips_parquet, clips, CLIP_SCHEMA)

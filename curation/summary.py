@@ -26,6 +26,7 @@ class CurateSummary:
 def summarize(store: OutStore, skipped_done: int, seconds: float) -> CurateSummary:
     """Counts over everything committed in OUT."""
     summary = CurateSummary(skipped_done=skipped_done, seconds=seconds)
+    decisions = store.decisions()
     for commit in store.committed().values():
         src = commit["source"]
         summary.sources += 1
@@ -35,7 +36,7 @@ def summarize(store: OutStore, skipped_done: int, seconds: float) -> CurateSumma
         else:
             summary.rejected[src["reason"]] = summary.rejected.get(src["reason"], 0) + 1
         summary.scenes += len(commit.get("scenes", []))
-        for clip in commit.get("clips", []):
+        for clip in store.committed_clips(commit, decisions):
             summary.clips += 1
             if clip["keep"]:
                 summary.clips_kept += 1

@@ -138,7 +138,18 @@ def _cmd_caption(args: argparse.Namespace) -> int:
     if summary.shards:
         print(f"  shards written        {summary.shards.get('new_shards', summary.shards)}")
     print(f"  seconds               {summary.seconds:.1f}")
+    _refresh_report(args.out)
     return 0
+
+
+def _refresh_report(out: str) -> None:
+    """Write OUT/report.html again, so its funnel and cards show captions and shards."""
+    from curation.report import write_report
+
+    try:
+        write_report(out)
+    except Exception as exc:  # noqa: BLE001 - the captions and shards are written; the report is a view of them
+        print(f"report not refreshed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _cmd_shard(args: argparse.Namespace) -> int:
@@ -149,6 +160,7 @@ def _cmd_shard(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"shard summary ({args.out}/shards): {report}")
+    _refresh_report(args.out)
     return 0
 
 

@@ -17,6 +17,9 @@ class OutLayout:
         self.clips_parquet, self.clips_dir = root / "clips.parquet", root / "clips"
         self.report, self.curate_log = root / "report.html", root / "curate.log"
         self.work = root / "_work"
+        self.dedup_dir = root / "dedup"  # the near-duplicate index: commit-<n>.npz, appended run after run
+        self.embeddings_parquet, self.embedding_batches = root / "embeddings.parquet", self.work / "embeddings"
+        self.decisions = self.work / "decisions.json"  # near-duplicate and selection decisions of the last run
         # captioning
         self.caption_config, self.captions_parquet = root / "caption_config.yaml", root / "captions.parquet"
         self.caption_batches = self.work / "captions"

@@ -38,6 +38,14 @@ CLIP_SCHEMA = pa.schema([
     ("reject_message", pa.string()),
     ("file_bytes", pa.int64()),
     ("import_row", pa.string()),  # `droplet import-droplet`: the metadata row the clip was cut from, as JSON
+    ("crop", pa.list_(pa.int64())),  # the black-border crop applied, [x, y, w, h] of the source picture
+    ("sharpness", pa.float64()),  # the checks after extraction: null when a check did not run
+    ("exposure", pa.float64()),
+    ("text_area", pa.float64()),
+    ("ocr_text", pa.string()),
+    ("aesthetic_score", pa.float64()),
+    ("scene_tags", pa.list_(pa.struct([("tag", pa.string()), ("score", pa.float32())]))),
+    ("duplicate_of", pa.string()),
 ])
 
 SCENE_SCHEMA = pa.schema([("source_id", pa.string()), ("start_frame", pa.int64()), ("end_frame", pa.int64()),

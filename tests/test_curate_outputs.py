@@ -56,7 +56,8 @@ def test_tables_follow_the_schema(curated):
     assert (curated["out"] / "config.yaml").exists()
     report = (curated["out"] / "report.html").read_text()
     assert report.count("<svg") >= 3 and "rejected: duplicate" in report and "section failed" not in report
-    assert report.count("data:image/jpeg;base64") == len(kept)  # a thumbnail strip per clip file
+    files = list((curated["out"] / "clips").glob("*.mp4"))  # kept clips, and rejected ones that keep their file
+    assert report.count("data:image/jpeg;base64") == len(files) > len(kept)  # a thumbnail strip per clip file
 
 
 def test_synthetic_hard_cuts_exact(curated, truth):
@@ -214,3 +215,35 @@ def test_music_video_runs_through(curated):
     assert len(kept) >= 5 and (kept.height == 90).all()  # never upscaled
     # 4:3 inside 16:9: the pillarbox bars are cropped, except where a clip's first second is dark everywhere
     assert ((kept.width == 160) | kept.width.between(112, 116)).all() and (kept.width == 116).mean() > 0.5
+
+
+def test_clip_checks_fill_columns_and_keep_what_the_sample_keeps(curated, truth):
+    """Quality, OCR and hash dedup run by default: their columns are filled for every written clip, and no clip
+    of a source the sample data means to keep (no expect_reason) is rejected by them."""
+    clips = curated["clips"]
+    written = clips[clips.file_bytes.notna()]
+    assert len(written) and written.sharpness.notna().all() and written.exposure.notna().all()
+    assert written.text_area.notna().all() and written.ocr_text.notna().all()
+    assert clips.aesthetic_score.isna().all() and clips.scene_tags.isna().all()  # no CLIP weights configured
+    new = {"low_quality", "text_overlay", "low_aesthetic", "near_duplicate", "not_selected"}
+    plain = {rel for rel, info in truth["inputs"].items() if info["status"] == "ok" and "expect_reason" not in info}
+    for relpath in plain:
+        wrongly = clips_of(curated, relpath)
+        wrongly = wrongly[wrongly.reject_reason.isin(new)]
+        assert wrongly.empty, (relpath, wrongly[["clip_id", "reject_reason", "reject_message"]].to_dict("records"))
+    assert "ocr: runs" in curated["stderr"] and "aesthetic: skipped (no weights" in curated["stderr"]
+
+
+def test_text_overlay_and_near_duplicate_found(curated, truth):
+    ids = source_ids(curated)
+    text = clips_of(curated, "synthetic_derived/text_overlay.mp4")
+    assert len(text) == 1 and text.reject_reason.iloc[0] == "text_overlay" and text.text_area.iloc[0] > 0.03
+    assert "SALE" in text.ocr_text.iloc[0]
+    assert (curated["out"] / "clips" / f"{text.clip_id.iloc[0]}.mp4").exists()  # a rejected clip keeps its file
+    info = truth["inputs"]["synthetic_derived/moves_a_crop.mp4"]
+    copy = clips_of(curated, "synthetic_derived/moves_a_crop.mp4")
+    assert len(copy) == 1 and copy.reject_reason.iloc[0] == info["expect_reason"]
+    original = clips_of(curated, info["duplicate_of"])
+    assert copy.duplicate_of.iloc[0] in set(original[original.keep].clip_id)
+    assert copy.duplicate_of.iloc[0].startswith(ids[info["duplicate_of"]])
+    assert (curated["out"] / "dedup").is_dir() and "rejected: near_duplicate" in curated["stdout"]

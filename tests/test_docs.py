@@ -113,7 +113,7 @@ def test_every_reason_code_is_documented_and_marked_as_emitted_or_not() -> None:
     rows = {name(row[0]): row for row in table("Reason codes")}
     assert set(rows) == set(reasons.ALL) | {CAPTION_FAILED} | set(CONTRACT_REASONS)
     emitted = {code for code, row in rows.items() if row[-1] == "emitted"}
-    assert {row[-1] for row in rows.values()} == {"emitted", "not yet"}
+    assert {row[-1] for row in rows.values()} <= {"emitted", "not yet"}
     assert emitted == _reasons_used(REPO / "curation") | {CAPTION_FAILED}
 
 

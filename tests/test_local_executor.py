@@ -80,7 +80,9 @@ def test_clips_go_before_the_next_analysis(monkeypatch, tmp_path):
     monkeypatch.setattr(local, "plan_stage", plan)
     monkeypatch.setattr(local, "extract_stage", extract)
     delivered = []
-    executor = local.LocalExecutor(CurateConfig(), store=None, workers=1)
+    off = {"enabled": False}  # the clip checks read clip files: none here
+    cfg = CurateConfig(quality=off, ocr=off, dedup=off)
+    executor = local.LocalExecutor(cfg, store=None, workers=1)
     executor.run([Probe("A", "/a.mp4", info={}), Probe("B", "/b.mp4", info={})], [], delivered.append)
     assert calls == ["analyze A", "extract A0", "extract A1", "analyze B", "extract B0", "extract B1"]
     assert [type(d).__name__ for d in delivered] == ["SourcePlan", "ClipResult", "ClipResult"] * 2

@@ -8,6 +8,7 @@
                                a still camera with a subject crossing most of the frame, a subject swap
     broken/*.mp4               empty, not a video, truncated, audio only, one frame
     awkward/*.mp4              variable frame rate, display-rotated, odd file name, damaged tail
+    synthetic_derived/*.mp4    moves_a's first shot with a big headline (text_overlay) and cropped (near_duplicate)
     synthetic_copy/moves_a.mp4 the same bytes as synthetic/moves_a.mp4 (after it in input order: a duplicate)
     truth.json                 what each file holds and what curation must make of it (sorted keys)
 
@@ -44,6 +45,7 @@ def write_sample_data(out_dir: str | Path, *, music_video: bool = True) -> dict[
     """Write every sample input under ``out_dir`` and return the manifest (also ``out_dir/truth.json``)."""
     from .awkward import write_awkward
     from .broken import write_broken
+    from .derived import write_derived
     from .layered import write_layered
     from .real import copy_music_video
     from .synthetic import write_synthetic
@@ -62,6 +64,7 @@ def write_sample_data(out_dir: str | Path, *, music_video: bool = True) -> dict[
     shutil.copyfile(out / "synthetic" / "moves_a.mp4", copy)
     inputs["synthetic_copy/moves_a.mp4"] = {"status": "rejected", "reason": "duplicate",
                                             "duplicate_of": "synthetic/moves_a.mp4"}
+    inputs.update(write_derived(out))
     for rel, info in real.items():
         inputs[rel] = {"status": "ok", "num_frames": info["num_frames"], "fps": info["fps"],
                        "width": info["width"], "height": info["height"]}
