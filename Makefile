@@ -59,6 +59,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/curation_bench.py
+	$(PY) bench/quality_bench.py
+	$(PY) bench/embedding_bench.py
+	$(PY) bench/dedup_bench.py scale
+	$(PY) bench/camera_reference.py
 	$(PY) bench/caption_bench.py
 	$(PY) bench/shards_bench.py
 	$(PY) bench/model_bench.py

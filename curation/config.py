@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from curation.aesthetic import AestheticConfig
+from curation.config_section import _Section
+from curation.dedup import DedupConfig
+from curation.embeddings import EmbeddingConfig
+from curation.ocr import OcrConfig
+from curation.quality import QualityConfig
+from curation.scene_tags import SceneTagConfig
 
 
 class RayConfig(_Section):
@@ -183,12 +187,6 @@ class SelectionConfig(_Section):
                                 "kept clips of the OUT.")
 
 
-from curation.aesthetic import AestheticConfig  # noqa: E402 - the sections import _Section from here
-from curation.dedup import DedupConfig  # noqa: E402
-from curation.embeddings import EmbeddingConfig  # noqa: E402
-from curation.ocr import OcrConfig  # noqa: E402
-from curation.quality import QualityConfig  # noqa: E402
-from curation.scene_tags import SceneTagConfig  # noqa: E402
 
 
 class CurateConfig(_Section):

@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from curation.config import _Section
+from curation.config_section import _Section
 
 FORMAT_VERSION = 1
 ID_BYTES = 64  # clip ids are stored as fixed-width bytes (`<16 hex>-<start>-<end>` is under 40)

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from curation.config import _Section
+from curation.config_section import _Section
 
 TEXT_OVERLAY = "text_overlay"  # the reason code
 SAME_LINE = 0.8  # difflib ratio at or above which two recognised lines are one line read twice

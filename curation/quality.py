@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from curation.config import _Section
+from curation.config_section import _Section
 
 LOW_QUALITY = "low_quality"  # the reason code
 ANALYSIS_SIDE = 640  # long side (px) sharpness is measured at
