@@ -83,6 +83,10 @@ class DedupConfig(_Section):
         100_000, ge=10_000, description="faiss: embeddings are searched exactly (IndexFlatIP) up to this many, "
         "through an inverted file (IndexIVFFlat, trained once on the first ones) beyond."
     )
+    ivf_lists: int | None = Field(
+        None, ge=1, description="Inverted-file lists (null: 4 x sqrt of the clips indexed when it is trained, faiss's "
+        "rule of thumb; it is trained on up to 64 clips per list, so ivf_min_clips should be at least 39 x this)."
+    )
     ivf_nprobe: int = Field(16, ge=1, description="Inverted-file lists searched per query.")
 
     @model_validator(mode="after")
@@ -382,7 +386,7 @@ class _EmbeddingSearch:
             flat = self._faiss
             stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
             everything = np.concatenate([stored, self.vectors.view])
-            nlist = int(min(65536, 4 * np.sqrt(total)))  # faiss's rule of thumb; >= 39 training points per list
+            nlist = self.config.ivf_lists or int(min(65536, 4 * np.sqrt(total)))
             quantizer = faiss.IndexFlatIP(self.dim)
             ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             ivf.cp.seed = 1234
