@@ -54,7 +54,10 @@ def stage_plan(cfg: CurateConfig) -> StagePlan:
     for name, on, what in (("quality", cfg.quality.enabled, "sharpness, exposure, blockiness, size"),
                            ("ocr", cfg.ocr.enabled, "text overlays (RapidOCR)"),
                            ("dedup", cfg.dedup.enabled, "near-duplicates (pHash)")):
-        (ran.__setitem__(name, what) if on else skipped.__setitem__(name, f"{name}.enabled is false"))
+        if on:
+            ran[name] = what
+        else:
+            skipped[name] = f"{name}.enabled is false"
     clip_skipped = skipped_stages(cfg.embeddings, cfg.aesthetic, cfg.scene_tags)
     for name, what in (("embeddings", "CLIP embeddings"), ("aesthetic", "aesthetic score"),
                        ("scene_tags", "zero-shot scene tags")):
