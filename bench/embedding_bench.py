@@ -9,6 +9,7 @@ stage's own decode (one pass up to the last sampled frame), embeddings + aesthet
 it prints the estimated slowdown of curate with the stage on all its clips, for one worker and for all cores.
 
     python bench/embedding_bench.py [--clips DIR] [--count 20] [--threads 1] [--batch 8] [--curate-seconds S]
+    python bench/embedding_bench.py --curate-both demo/inputs   # the same curate without and with the stage
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def full_decode(paths: list[Path]) -> Clock:
     return clock
 
 
-def curate_run(inputs: Path, out: Path) -> tuple[float, float]:
+def curate_run(inputs: Path, out: Path, config: Path | None = None) -> tuple[float, float]:
     """Wall and CPU seconds of `droplet curate INPUTS OUT --executor local`, CPU summed over its process tree
     (sampled every 0.1 s: each process's last reading, its reaped children included)."""
     import subprocess
@@ -81,8 +82,9 @@ def curate_run(inputs: Path, out: Path) -> tuple[float, float]:
     import psutil
 
     start = time.perf_counter()
+    extra = ["--config", str(config)] if config else []
     proc = subprocess.Popen([sys.executable, "-m", "droplet", "curate", str(inputs), str(out), "--executor", "local",
-                             "--no-progress"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--no-progress", *extra], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     root, seen = psutil.Process(proc.pid), {}
     while proc.poll() is None:
         try:
@@ -115,6 +117,25 @@ def random_b32(folder: Path) -> tuple[EmbeddingConfig, AestheticConfig]:
     return EmbeddingConfig(model="ViT-B-32-quickgelu", weights=str(weights)), AestheticConfig(head=str(head))
 
 
+def curate_with_and_without(inputs: Path, tmp: Path) -> int:
+    """Wall time of the same curate run without and with the CLIP stage (random B/32 + a linear head): the
+    stage as the pipeline runs it, not an estimate."""
+    import yaml
+
+    embeddings, aesthetic = random_b32(tmp)
+    config = yaml.safe_load((REPO / "configs" / "curate.yaml").read_text())
+    config["embeddings"] = {**config.get("embeddings", {}), "model": embeddings.model, "weights": embeddings.weights}
+    config["aesthetic"] = {**config.get("aesthetic", {}), "head": aesthetic.head}
+    with_clip = tmp / "curate-clip.yaml"
+    with_clip.write_text(yaml.safe_dump(config))
+    base_wall, base_cpu = curate_run(inputs, tmp / "without", REPO / "configs" / "curate.yaml")
+    clip_wall, clip_cpu = curate_run(inputs, tmp / "with", with_clip)
+    print(f"curate {inputs} without CLIP: {base_wall:.1f} s wall, {base_cpu:.1f} s CPU")
+    print(f"curate {inputs} with CLIP B/32 + aesthetic head: {clip_wall:.1f} s wall, {clip_cpu:.1f} s CPU")
+    print(f"with / without: {clip_wall / base_wall:.2f}x wall, {clip_cpu / base_cpu:.2f}x CPU (target <= 1.5x)")
+    return 0
+
+
 def timed(scorer: ClipScorer, paths: list[Path], batch: int) -> Clock:
     with Clock() as clock:
         for i in range(0, len(paths), batch):
@@ -131,6 +152,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=8, help="clips per call in the batched row")
     parser.add_argument("--curate", type=Path, metavar="INPUTS", help="run `droplet curate INPUTS` (local executor) "
                         "first, measure its wall and CPU time, and time its clips (e.g. demo/inputs)")
+    parser.add_argument("--curate-both", type=Path, metavar="INPUTS", help="only run `droplet curate INPUTS` twice, "
+                        "without and with the CLIP stage, and print the wall and CPU ratio (e.g. demo/inputs)")
     parser.add_argument("--curate-seconds", type=float, help="wall seconds of the curate run these clips came from")
     parser.add_argument("--curate-clips", type=int, help="clip files that run wrote (default: all in --clips)")
     args = parser.parse_args()
@@ -139,6 +162,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="embedding-bench-"))
+    if args.curate_both:
+        return curate_with_and_without(args.curate_both, tmp)
     curate_cpu = None
     if args.curate:
         args.curate_seconds, curate_cpu = curate_run(args.curate, tmp / "out")
