@@ -76,7 +76,7 @@ MOVE_TEXT = {
                "clean cut"),
 }
 """Each label's canonical (action, effect); `{pace}` takes a speed word and `{surround}` what surrounds the
-subject (the scene's place when a tag says it, else "the surroundings")."""
+subject (the scene's place when a tag says it, else "the surrounding scene"; always singular)."""
 
 MOVE_VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "pan_right": (("the camera pans {pace} rightward", "sweeping {surround} leftward across the picture, so "
@@ -130,18 +130,27 @@ MOVE_VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
 
 ENTER_LEAVE = {
     "pan": ("What first sat at the {start} edge is the first thing to leave the view, while {surround} keeps "
-            "arriving from the {end}.",),
+            "arriving from the {end}.",
+            "The {end} edge keeps revealing more of {surround}, and the {start} edge keeps letting it go."),
     "truck": ("Near things at the {start} edge slip out of the picture first; the {end} edge keeps bringing in more "
-              "of {surround}.",),
-    "tracking": ("The subject stays framed while {surround} streams in at the {end} edge and away at the {start}.",),
+              "of {surround}.",
+              "More of {surround} appears at the {end} edge as nearer things leave at the {start}."),
+    "tracking": ("The subject stays framed while {surround} streams in at the {end} edge and away at the {start}.",
+                 "Beside the held subject, {surround} enters on the {end} and exits on the {start}."),
     "orbit": ("As the viewpoint swings {way}, sides of the subject that faced away at the start turn towards the "
-              "lens.",),
-    "tilt": ("New parts of {surround} keep arriving at the {end_v} edge while the {start_v} edge gives them up.",),
+              "lens.",
+              "Little by little the subject shows faces that were hidden in the first frame."),
+    "tilt": ("New parts of {surround} keep arriving at the {end_v} edge while the {start_v} edge gives them up.",
+             "Whatever sat at the {start_v} of the first frame is gone by the end, replaced from the {end_v}."),
     "pedestal": ("The {end_v} edge is where new parts of {surround} arrive, and the {start_v} edge is where they "
-                 "leave.",),
-    "zoom": ("The middle of the picture {grows} as the edges {edges}.",),
-    "dolly": ("Near things {grows_fast} than the distance, which is how the travel shows itself.",),
-    "roll": ("Level lines in {surround} lean further as the roll goes on.",),
+                 "leave.",
+                 "From the {end_v} edge more of {surround} comes in, while the {start_v} edge lets it go."),
+    "zoom": ("The middle of the picture {grows} as the edges {edges}.",
+             "As the lens works, the centre {grows} and the borders {edges}."),
+    "dolly": ("Near things {grows_fast} than the distance, which is how the travel shows itself.",
+              "The travel shows in the depth: near things {grows_fast} than far ones."),
+    "roll": ("Level lines in {surround} lean further as the roll goes on.",
+             "The horizon leans more and more as the roll goes on."),
 }
 """For the main move's family: one sentence on what enters and leaves (directions filled per move)."""
 
@@ -272,7 +281,7 @@ class Scene:
 
     @property
     def surround(self) -> str:
-        return PLACES[self.place][1] if self.place else "the surroundings"
+        return PLACES[self.place][1] if self.place else "the surrounding scene"
 
 
 class GroundedCaptioner:
@@ -301,8 +310,9 @@ class GroundedCaptioner:
         scene = Scene(clip, self.config)
         duration = max(0.1, float(clip.get("end_s", 0.0)) - float(clip.get("start_s", 0.0)))
         sure = [s for s in segments if s.confidence >= self.min_confidence]
-        still = not any(s.label != "static" for s in sure) if sure else False
-        core = [self._overview(cid, clip, scene, sure, duration)]
+        still = bool(segments) and all(s.label == "static" and s.confidence >= self.min_confidence
+                                       for s in segments)
+        core = [self._overview(cid, clip, scene, sure, len(sure) < len(segments), duration)]
         core += [self._segment(cid, seg, i, len(segments), scene) for i, seg in enumerate(segments)]
         core += [s for s in (self._subjects(cid, scene), self._text(cid, scene),
                              self._objects(cid, clip, still, bool(sure))) if s]
@@ -321,7 +331,7 @@ class GroundedCaptioner:
 
     # ------------------------------------------------------------------------------------------- sentences
 
-    def _motion(self, sure: list[Segment]) -> str:
+    def _motion(self, sure: list[Segment], unsure: bool) -> str:
         moves: list[str] = []
         for seg in sure:
             if seg.label not in ("static", "edited") and (not moves or moves[-1] != seg.label):
@@ -330,8 +340,10 @@ class GroundedCaptioner:
         if not sure:
             return "the camera's movement is too subtle to read with confidence"
         if not moves:
-            return "a fade or dissolve blends one view into another" if fade else (
-                "the camera stays in place for the whole shot")
+            if fade:
+                return "a fade or dissolve blends one view into another"
+            return ("the camera holds still for part of the shot and otherwise moves too subtly to name" if unsure
+                    else "the camera stays in place for the whole shot")
 
         def short(label: str) -> str:
             return " ".join(MOVE_TEXT[label][0].removeprefix("the camera ").format(pace="").split())
@@ -342,7 +354,8 @@ class GroundedCaptioner:
             return f"the camera first {short(moves[0])} and then {short(moves[1])}{fade}"
         return f"the camera moves in {len(moves)} stages, beginning as it {short(moves[0])}{fade}"
 
-    def _overview(self, cid: str, clip: dict, scene: Scene, sure: list[Segment], duration: float) -> str:
+    def _overview(self, cid: str, clip: dict, scene: Scene, sure: list[Segment], unsure: bool,
+                  duration: float) -> str:
         light = _light(_float(clip.get("brightness")) or 0.5)
         kind = "scene" if not scene.setting else f"{scene.setting} scene"
         where = " ".join(p for p in (PLACES[scene.place][0] if scene.place else "",
@@ -353,7 +366,7 @@ class GroundedCaptioner:
         edited = any(s.label == "edited" for s in sure)
         shot = "clip" if edited else self._pick(cid, "shot", ("continuous shot", "single shot", "unbroken shot"))
         span = f"{duration:.1f}-second"
-        motion = self._motion(sure)
+        motion = self._motion(sure, unsure)
         template = self._pick(cid, "overview", (
             "{A} {span} {shot} of {subject}{tones}, in which {motion}.",
             "This {span} {shot} shows {subject}{tones}, and {motion}.",
@@ -416,26 +429,40 @@ class GroundedCaptioner:
             options = (("All of the motion comes from the scene itself: much of it moves on its own while the "
                         "framing stays put.",
                         "With the framing fixed, the changes come from inside the picture, where much of the "
-                        "scene moves by itself.") if still else
+                        "scene moves by itself.",
+                        "The picture is busy even though the camera is not: a large part of the scene is in motion.",
+                        "Much of what the fixed frame holds is moving, so the picture never settles.") if still else
                        ("Within the frame, much of the scene also moves on its own, independently of the camera, "
                         "so the picture keeps changing even where the camera is steady.",
                         "On top of the camera's motion, a good part of the scene moves by itself, so the picture "
-                        "changes from more than one source."))
+                        "changes from more than one source.",
+                        "A large part of the scene is in motion of its own, adding to what the camera does.",
+                        "Much of the picture moves by itself as well, so not every change comes from the camera.",
+                        "Plenty happens inside the frame too: a good share of the scene moves independently."))
         elif score > 0.004:
             options = (("Small movements inside the frame are the only change, since the framing never shifts.",
-                        "Only a few elements stir inside the frame; the framing itself never shifts.") if still else
+                        "Only a few elements stir inside the frame; the framing itself never shifts.",
+                        "A little motion inside the picture is all that changes from frame to frame.",
+                        "Here and there something in the scene moves, while the frame stays put.") if still else
                        ("Some elements inside the frame move on their own as well, a smaller motion layered on "
                         "top of the camera's.",
                         "A few things in the picture move by themselves, a quieter layer under the camera's "
-                        "motion."))
+                        "motion.",
+                        "Here and there part of the scene moves on its own, though less than the view does.",
+                        "Some motion of the scene's own adds a little life beneath the camera's move."))
         elif still and known:
             options = ("Nothing in the frame moves either, so the picture stays almost unchanged from the first "
                        "frame to the last.",
-                       "The scene is as still as the camera, and the picture barely changes from start to end.")
+                       "The scene is as still as the camera, and the picture barely changes from start to end.",
+                       "Nothing inside the picture stirs, so it looks nearly the same throughout.",
+                       "The contents of the frame keep as still as the camera does.")
         elif known:
             options = ("Apart from the camera's movement, the scene itself stays still from the first frame to "
                        "the last.",
-                       "Nothing in the scene moves by itself; every change in view comes from the camera.")
+                       "Nothing in the scene moves by itself; every change in view comes from the camera.",
+                       "The scene holds still on its own, so all the change in the picture is the camera's doing.",
+                       "Only the camera moves here; whatever it shows stays in place.",
+                       "Left to itself the scene would not change: the motion belongs to the camera alone.")
         else:
             return None
         return self._pick(cid, "objects", options)
@@ -487,6 +514,8 @@ class GroundedCaptioner:
                 "Because the movement is smooth and sustained, the spatial layout of the scene remains easy to "
                 "follow as new areas come into view.",
                 "The move is even from start to finish, so the layout of the scene stays easy to read.",
+                "One unbroken movement carries the whole clip, which keeps the geography of the scene clear.",
+                "With a single sustained move and no change of direction, the space is easy to follow.",
             ))
         if len(segments) > 2:
             out["phases"] = f"The shot falls into {len(segments)} distinct phases of camera behaviour."
@@ -504,30 +533,37 @@ class GroundedCaptioner:
             else:
                 out["exposure"] = self._pick(cid, "exposure", (
                     "The exposure is balanced, with neither blown highlights nor crushed shadows.",
-                    "Highlights and shadows both keep their detail."))
+                    "Highlights and shadows both keep their detail.",
+                    "Nothing is blown out to white or lost in black.",
+                    "Bright and dark areas alike hold their detail, the exposure well judged.",
+                    "The exposure sits comfortably, clipping neither the highlights nor the shadows."))
         light = _light(_float(clip.get("brightness")) or 0.5).split()[0]
         leaning = {"dimly": ", favouring darker tones", "softly": ", leaning towards darker tones",
                    "brightly": ", with plenty of light in every part"}.get(light, "")
-        out["light"] = self._pick(cid, "light", (
-            f"On average the picture is {light} lit{leaning}.",
-            f"The overall light level reads as {light.removesuffix('ly')}.",
-        ))
         level = _float(clip.get("brightness"))
         if level is not None:
-            out["level"] = self._pick(cid, "level", (
-                f"Mean brightness sits at about {level * 100:.0f} percent of full white.",
-                f"Measured across the frame, the average luminance is about {level * 100:.0f} percent."))
+            percent = f"{level * 100:.0f} percent"
+            out["light"] = self._pick(cid, "light", (
+                f"On average the picture is {light} lit{leaning}, at about {percent} of full white.",
+                f"The overall light level reads as {light.removesuffix('ly')}, a mean brightness near {percent}.",
+                f"Its mean brightness is about {percent} of full white, so the picture is {light} lit overall.",
+            ))
+        fps, frames = _float(clip.get("fps")), _float(clip.get("num_frames"))
         width, height = _float(clip.get("width")), _float(clip.get("height"))
+        shape = ""
         if width and height:
             ratio = width / height
-            shape = ("a wide frame" if ratio > 1.5 else "a standard landscape frame" if ratio > 1.1 else
-                     "a square frame" if ratio > 0.9 else "a tall, portrait frame")
-            out["shape"] = f"The picture is {shape}, {int(width)} by {int(height)} pixels."
-        fps, frames = _float(clip.get("fps")), _float(clip.get("num_frames"))
+            kind = ("a wide frame" if ratio > 1.5 else "a standard landscape frame" if ratio > 1.1 else
+                    "a square frame" if ratio > 0.9 else "a tall, portrait frame")
+            shape = f"{kind} of {int(width)} by {int(height)} pixels"
         if fps and frames:
             out["frames"] = self._pick(cid, "frames", (
-                f"It runs at {fps:g} frames per second, {int(frames)} frames in all.",
-                f"The clip holds {int(frames)} frames at {fps:g} frames per second."))
+                f"It runs at {fps:g} frames per second, {int(frames)} frames in all" + (f", in {shape}." if shape
+                                                                                         else "."),
+                f"The clip holds {int(frames)} frames at {fps:g} frames per second" + (f", each {shape}."
+                                                                                        if shape else ".")))
+        elif shape:
+            out["frames"] = f"The picture is {shape}."
         size = "brief" if duration < 3 else "moderately long" if duration < 8 else "long"
         out["duration"] = self._pick(cid, "duration", (
             f"At {duration:.1f} seconds it is {with_article(size)} clip.",
@@ -550,8 +586,12 @@ class GroundedCaptioner:
                 sides["start"], sides["end"] = other[way], way
             out["enter_leave"] = self._pick(cid, "enter_leave", ENTER_LEAVE[family]).format(**sides)
         if sure and all(seg.confidence >= 0.8 for seg in segments):
-            out["clarity"] = self._pick(cid, "clarity", ("The camera's behaviour reads clearly from start to end.",
-                                                         "Each stage of the camera's behaviour is clear to read."))
+            out["clarity"] = self._pick(cid, "clarity", (
+                "The camera's behaviour reads clearly from start to end.",
+                "There is no doubt about what the camera does at any point.",
+                "What the camera does is plain to see throughout.",
+                "The camera's path is easy to read at every moment.",
+                *(("Each stage of the camera's behaviour is clear to read.",) if len(segments) > 1 else ())))
         elif any(seg.confidence < self.min_confidence for seg in segments):
             out["clarity"] = "Part of the camera's motion is too faint to name with certainty."
         shaky = [seg for seg in segments if seg.label == "shaky"]
@@ -583,7 +623,8 @@ class GroundedCaptioner:
 
     def _mood(self, cid: str, clip: dict, scene: Scene, segments: list[Segment], still: bool) -> str:
         brightness = _float(clip.get("brightness")) or 0.5
-        energy = max((s.speed for s in segments if s.label in DIRECTIONAL), default=0.0)
+        energy = max((s.speed for s in segments if s.label in DIRECTIONAL and s.confidence >= self.min_confidence),
+                     default=0.0)
         if any(s.label == "shaky" for s in segments):
             feel = "restless and immediate, like footage filmed on the move"
         elif energy >= 0.2:
