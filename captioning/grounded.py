@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from captioning.qa import count_words, mentioned_moves
-from captioning.timeline import DIRECTIONAL, Segment, pace, segments_of
+from captioning.qa import checked_segments, count_words, main_move, mentioned_moves
+from captioning.timeline import DIRECTIONAL, OPPOSITE, Segment, pace, segments_of
 
 NAMED_COLOURS = {
     "black": (20, 20, 20), "charcoal": (60, 60, 60), "grey": (128, 128, 128), "silver": (192, 192, 192),
@@ -306,7 +306,7 @@ class GroundedCaptioner:
 
     def caption(self, clip: dict[str, Any]) -> str:
         cid = str(clip.get("clip_id", ""))
-        segments = segments_of(clip)
+        segments = self._trusted(clip, segments_of(clip))
         scene = Scene(clip, self.config)
         duration = max(0.1, float(clip.get("end_s", 0.0)) - float(clip.get("start_s", 0.0)))
         sure = [s for s in segments if s.confidence >= self.min_confidence]
@@ -315,7 +315,8 @@ class GroundedCaptioner:
         core = [self._overview(cid, clip, scene, sure, len(sure) < len(segments), duration)]
         core += [self._segment(cid, seg, i, len(segments), scene) for i, seg in enumerate(segments)]
         core += [s for s in (self._subjects(cid, scene), self._text(cid, scene),
-                             self._objects(cid, clip, still, bool(sure))) if s]
+                             self._objects(cid, clip, still, bool(sure),
+                                           any(s.label not in ("static", "edited") for s in sure))) if s]
         extras = self._extras(cid, clip, scene, segments, sure, still, duration)
         mood = self._mood(cid, clip, scene, segments, still)
         sentences = core[:]
@@ -328,6 +329,24 @@ class GroundedCaptioner:
             sentences.pop(-2)
             text = " ".join([*sentences, mood])
         return text
+
+    def _trusted(self, clip: dict[str, Any], segments: list[Segment]) -> list[Segment]:
+        """The timeline with the segments not to name marked unsure: those QA does not check (under the
+        confidence threshold, or a move too small to see), and one that runs against the clip's own overall
+        label (`camera_motion`) for less time than the segments that carry it, where the measurement disagrees
+        with itself (never the move QA requires)."""
+        checked = checked_segments(segments, self.min_confidence)
+        required = main_move(checked)
+        overall = clip.get("camera_motion")
+        backing = sum(s.end_s - s.start_s for s in segments if s.label == overall)
+
+        def doubtful(seg: Segment) -> bool:
+            if seg not in checked:
+                return True
+            return (overall in DIRECTIONAL and seg.label == OPPOSITE[overall] and seg.label != required
+                    and seg.end_s - seg.start_s < backing)
+
+        return [Segment(s.start_s, s.end_s, s.label, s.speed, 0.0) if doubtful(s) else s for s in segments]
 
     # ------------------------------------------------------------------------------------------- sentences
 
@@ -421,7 +440,7 @@ class GroundedCaptioner:
                                         f'Text in the frame reads "{scene.text}".',
                                         f'Lettering in the picture says "{scene.text}".'))
 
-    def _objects(self, cid: str, clip: dict, still: bool, known: bool) -> str | None:
+    def _objects(self, cid: str, clip: dict, still: bool, known: bool, camera_moves: bool) -> str | None:
         score = _float(clip.get("object_motion_score"))
         if score is None:
             return None
@@ -456,6 +475,8 @@ class GroundedCaptioner:
                        "The scene is as still as the camera, and the picture barely changes from start to end.",
                        "Nothing inside the picture stirs, so it looks nearly the same throughout.",
                        "The contents of the frame keep as still as the camera does.")
+        elif known and not camera_moves:
+            options = ("Nothing inside the picture moves by itself.", "The scene itself shows no motion of its own.")
         elif known:
             options = ("Apart from the camera's movement, the scene itself stays still from the first frame to "
                        "the last.",
@@ -602,7 +623,10 @@ class GroundedCaptioner:
                 "second, and it never settles into one direction.",
                 "The hand-held wobble never adds up to a move in any one direction; the framing only trembles "
                 "around one place."))
-        if any(seg.label == "edited" for seg in segments):
+        fades = [seg for seg in segments if seg.label == "edited"]
+        if fades:
+            out["blend"] = (f"The blend takes up about {sum(f.end_s - f.start_s for f in fades):.1f} of the "
+                            f"{duration:.1f} seconds.")
             out["fade"] = self._pick(cid, "fade", (
                 "Because of the fade, the clip is not one continuous take: two views overlap for a moment.",
                 "For a moment two pictures overlap as the dissolve passes, so this is not a single take."))

@@ -9,8 +9,10 @@ camera's: "follows the cyclist to the right" is tracking_right, "pans from left 
 synonyms that other things in a scene also do (following, rising, travelling sideways, pulling back) count only
 when the camera (or the view, the shot, the lens, "we", "it") is named earlier in the same sentence.
 
-A caption fails when it names a move whose opposite the timeline measured with confidence and never the move
-itself, when it moves a camera that was measured still, or when it leaves out the main measured move.
+Segments under the confidence threshold, and moves that add up to less than `MIN_TRAVEL` frame widths, are
+asserted neither way. A caption fails when it names a move whose opposite the timeline measured with
+confidence and never the move itself, when it moves a camera that was measured still, or when it leaves out
+the main measured move.
 """
 
 from __future__ import annotations
@@ -95,6 +97,23 @@ _X_TO_Y = re.compile(r"\b(left|right|top|bottom)-to-(left|right|top|bottom)\b")
 _WAY = {"left": "leftward", "right": "rightward", "top": "upward", "bottom": "downward"}
 
 
+MIN_TRAVEL = 0.008
+"""A directional segment whose move adds up to less than this many frame widths (speed x duration) is too
+small to see: QA asserts nothing about it and the grounded captioner does not name it."""
+
+
+def checked_segments(segments: list[Segment], min_confidence: float) -> list[Segment]:
+    """The segments a caption must agree with: confident, and for a move, one that travels far enough to see."""
+    return [s for s in confident(segments, min_confidence)
+            if s.label not in DIRECTIONAL or s.speed * (s.end_s - s.start_s) >= MIN_TRAVEL]
+
+
+def main_move(segments: list[Segment]) -> str | None:
+    """The move a caption must name: the longest checked directional segment's label (None when none)."""
+    moving = [s for s in segments if s.label in DIRECTIONAL]
+    return max(moving, key=lambda s: s.end_s - s.start_s).label if moving else None
+
+
 @dataclass(frozen=True)
 class QAResult:
     passed: bool
@@ -155,7 +174,7 @@ def check_caption(
         return QAResult(False, f"too_short: {words} words (at least {min_words})", words)
     if words > max_words:
         return QAResult(False, f"too_long: {words} words (at most {max_words})", words)
-    sure = confident(segments, min_confidence)
+    sure = checked_segments(segments, min_confidence)
     measured = {s.label for s in sure}
     said = mentioned_moves(text)
     for move in sorted(said & DIRECTIONAL):
@@ -166,7 +185,7 @@ def check_caption(
         return QAResult(False, f"moved_a_still_camera: says {', '.join(sorted(said & DIRECTIONAL))}, "
                                "measured static", words)
     if moving:
-        main = max(sure, key=lambda s: (s.label in DIRECTIONAL, s.end_s - s.start_s)).label
+        main = main_move(sure)
         if main not in said:
             return QAResult(False, f"missing_move: the caption does not say the camera {main}", words)
     return QAResult(True, None, words)
