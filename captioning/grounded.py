@@ -613,8 +613,20 @@ class GroundedCaptioner:
                 "What the camera does is plain to see throughout.",
                 "The camera's path is easy to read at every moment.",
                 *(("Each stage of the camera's behaviour is clear to read.",) if len(segments) > 1 else ())))
+        elif sure and len(sure) == len(segments):
+            out["clarity"] = self._pick(cid, "clarity", (
+                "The camera's behaviour is readable throughout, if not always crisp.",
+                "What the camera does can be read at every point, though not always sharply."))
         elif any(seg.confidence < self.min_confidence for seg in segments):
             out["clarity"] = "Part of the camera's motion is too faint to name with certainty."
+            if not directional:
+                out["unclear"] = self._pick(cid, "unclear", (
+                    "At no point does the camera settle into a move clear enough to name.",
+                    "Whatever the camera does never adds up to one clear, nameable move.",
+                    "The camera's motion stays ambiguous, with no single direction standing out for long."))
+                out["unclear_view"] = self._pick(cid, "unclear_view", (
+                    f"Across the {duration:.1f} seconds the eye is held by the scene more than by the camera.",
+                    f"For all {duration:.1f} seconds, the content of the frame matters more than its movement."))
         shaky = [seg for seg in segments if seg.label == "shaky"]
         if shaky:
             jitter = max(seg.speed for seg in shaky)
@@ -623,6 +635,10 @@ class GroundedCaptioner:
                 "second, and it never settles into one direction.",
                 "The hand-held wobble never adds up to a move in any one direction; the framing only trembles "
                 "around one place."))
+            out["by_hand"] = self._pick(cid, "by_hand", (
+                "It has the feel of footage shot by hand rather than from a tripod or a rig.",
+                "Nothing about the framing suggests a tripod; it looks held by hand.",
+                "The unsteady frame gives away a camera held by hand."))
         fades = [seg for seg in segments if seg.label == "edited"]
         if fades:
             out["blend"] = (f"The blend takes up about {sum(f.end_s - f.start_s for f in fades):.1f} of the "

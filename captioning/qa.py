@@ -51,6 +51,11 @@ class Synonym:
     labels: dict[str, str]
     needs_camera: bool
 
+    @property
+    def hints(self) -> tuple[str, ...]:
+        """Words one of which a text must hold for the pattern to match (a cheap test before the regex)."""
+        return _HINTS[self.pattern.pattern]
+
 
 def _sideways(move: str) -> dict[str, str]:
     return {"left": f"{move}_left", "right": f"{move}_right"}
@@ -86,6 +91,11 @@ SYNONYMS = (
     # tracking: following a subject
     Synonym(re.compile(rf"\bfollow(?:s|ing|ed)?\b{_WIDE_GAP}{_SIDE}"), _sideways("tracking"), True),
 )
+_HINTS = {synonym.pattern.pattern: hints for synonym, hints in zip(SYNONYMS, (
+    ("sideways", "laterally"), ("crab",), ("crane", "craning", "boom"), ("vertically", "straight"),
+    ("rise", "rising", "rose", "ascend"), ("descend", "sink", "sank"), ("push",), ("push-in",),
+    ("forward", "closer"), ("pull",), ("pull-",), ("backward", "away"), ("retreat",), ("arc", "circl", "revolv"),
+    ("follow",)), strict=True)}
 CAMERA_NAMED = re.compile(r"\b(?:camera|cameras|view|viewpoint|shot|lens|we|it|footage)\b")
 STILL = re.compile(
     r"\bcamera\s+(?:\w+\s+){0,2}?(?:holds|stays|remains|is)\s+(?:\w+\s+)?(?:still|static|fixed|steady|stationary"
@@ -156,6 +166,8 @@ def mentioned_moves(text: str) -> set[str]:
         for m in PATTERNS[move].finditer(lowered):
             found.add(f"{move}_{m.group(1)}")
     for synonym in SYNONYMS:
+        if not any(hint in lowered for hint in synonym.hints):
+            continue
         for m in synonym.pattern.finditer(lowered):
             if synonym.needs_camera and not _camera_named_before(lowered, m.start()):
                 continue
