@@ -365,6 +365,7 @@ def test_rewrite_prompt_grounded():
     assert result.returncode == 0
     text = result.stdout.strip()
     assert count_words(text) >= 150 and {"pan_left", "zoom_out"} <= mentioned_moves(text)
+    assert "{" not in text and "}" not in text
     assert "grounded mode" in result.stderr and "templates" in result.stderr
 
 
