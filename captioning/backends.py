@@ -16,7 +16,8 @@ class GroundedBackend:
     retries_with_feedback = False
 
     def __init__(self, cfg: CaptionConfig):
-        self.captioner = GroundedCaptioner(cfg.qa.min_words, cfg.qa.max_words, min_confidence=cfg.qa.min_confidence)
+        self.captioner = GroundedCaptioner(cfg.qa.min_words, cfg.qa.max_words, min_confidence=cfg.qa.min_confidence,
+                                           config=cfg.grounded)
         self.model = self.captioner.model
 
     def generate(self, requests: list[tuple[dict[str, Any], str]]) -> list[tuple[str | None, str | None]]:

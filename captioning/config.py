@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from captioning.grounded import GroundedConfig
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,6 +88,7 @@ class CaptionConfig(_Section):
     openai: OpenAIConfig = OpenAIConfig()
     vllm: VLLMConfig = VLLMConfig()
     shards: ShardConfig = ShardConfig()
+    grounded: GroundedConfig = GroundedConfig()
 
     def local_paths(self, on_cluster: bool = False) -> dict[str, dict[str, str]]:
         """The local folders and files this backend reads (`runtime.paths.require_local_paths` keywords):

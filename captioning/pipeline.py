@@ -39,7 +39,9 @@ class CaptionSummary:
 def _fingerprint(cfg: CaptionConfig) -> dict:
     """What shapes the captions: backend, prompt inputs, QA and the model (not timeouts or concurrency)."""
     data = {"backend": cfg.backend, "frames": cfg.frames.model_dump(), "qa": cfg.qa.model_dump()}
-    if cfg.backend == "openai":
+    if cfg.backend == "grounded":
+        data["grounded"] = cfg.grounded.model_dump()
+    elif cfg.backend == "openai":
         data["model"] = cfg.openai.model
     elif cfg.backend == "vllm":
         data["model"] = {"path": cfg.vllm.model_path, "family": cfg.vllm.family}

@@ -20,7 +20,7 @@ def grounded_rewrite(prompt: str, min_words: int = 150) -> str:
         action, effect = MOVE_TEXT[move]
         action = " ".join(action.format(pace="steadily" if move != "static" else "").split())
         opener = "At first" if i == 0 and len(moves) > 1 else "Then" if i else "Throughout the shot"
-        parts.append(f"{opener}, {action}, {effect}.")
+        parts.append(f"{opener}, {action}, {effect.format(surround='the surrounding scene')}.")
     fillers = [
         "The shot is continuous, without cuts, so every change in what is visible comes from the camera's "
         "movement or from the subjects' own motion.",

@@ -23,7 +23,7 @@ from captioning.config import CaptionConfig, OpenAIConfig, QAConfig, VLLMConfig
 from captioning.grounded import GroundedCaptioner
 from captioning.openai_backend import MalformedResponse, build_request, parse_response
 from captioning.qa import check_caption, count_words, mentioned_moves
-from captioning.timeline import Segment, segments_of
+from captioning.timeline import DIRECTIONAL, Segment, segments_of
 from captioning.vllm_backend import postprocess_row, preprocess_row
 
 PAN_RIGHT = [Segment(0.0, 3.5, "pan_right", 0.1, 0.95)]
@@ -112,6 +112,40 @@ def test_grounded_captions_pass_qa_and_agree_with_truth(captioned, curated, trut
                 assert f"{family}_{opposite[way]}" not in said
                 checked += 1
     assert checked >= 16
+
+
+def test_grounded_captions_vary_and_never_move_a_still_camera(captioned, curated, truth):
+    """Over the synthetic set: the most common sentence is in at most 30% of the captions, and no caption names a
+    move opposite to the truth or a move where the camera was still. The music video's figure is reported."""
+    from captioning.variety import most_common_sentence
+
+    captions = pq.read_table(captioned / "captions.parquet").to_pandas().set_index("clip_id")
+    kept = curated["clips"][curated["clips"].keep]
+    synthetic = kept[kept.source.str.contains("/synthetic3?d?/")]
+    music = kept[kept.source.str.endswith("real/music_video.mp4")]
+    sentence, share = most_common_sentence(captions.loc[synthetic.clip_id, "caption"])
+    assert len(synthetic) >= 40 and share <= 0.30, (share, sentence)
+    music_sentence, music_share = most_common_sentence(captions.loc[music.clip_id, "caption"])
+    print(f"most common sentence: synthetic {share:.3f} of {len(synthetic)} ({sentence!r}); music video "
+          f"{music_share:.3f} of {len(music)} ({music_sentence!r})")
+    opposite = {"left": "right", "right": "left", "up": "down", "down": "up", "in": "out", "out": "in",
+                "cw": "ccw", "ccw": "cw"}
+    checked = 0
+    for group in ("synthetic", "synthetic3d"):
+        for relpath, video in truth[group].items():
+            source = str(curated["sample"] / relpath)
+            for shot in video["shots"]:
+                inside = synthetic[(synthetic.source == source) & (synthetic.start_frame >= shot["start_frame"] - 3)
+                                   & (synthetic.end_frame <= shot["end_frame"] + 3)]
+                for clip_id in inside.clip_id:
+                    said = mentioned_moves(captions.loc[clip_id, "caption"]) & DIRECTIONAL
+                    if shot["label"] in ("static", "shaky"):
+                        assert not said, (clip_id, shot["label"], said)
+                    elif shot["label"] in DIRECTIONAL:
+                        family, way = shot["label"].rsplit("_", 1)
+                        assert f"{family}_{opposite[way]}" not in said, (clip_id, shot["label"], said)
+                    checked += 1
+    assert checked >= 30
 
 
 def test_caption_is_shards_and_a_rerun_redoes_nothing(captioned):
@@ -331,6 +365,7 @@ def test_rewrite_prompt_grounded():
     assert result.returncode == 0
     text = result.stdout.strip()
     assert count_words(text) >= 150 and {"pan_left", "zoom_out"} <= mentioned_moves(text)
+    assert "{" not in text and "}" not in text
     assert "grounded mode" in result.stderr and "templates" in result.stderr
 
 
