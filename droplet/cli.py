@@ -131,7 +131,8 @@ def _cmd_caption(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(f"\ncaption summary ({args.out}, backend {cfg.backend})")
     print(f"  kept clips            {summary.clips}")
-    print(f"  captioned this run    {summary.captioned}")
+    print(f"  captioned this run    {summary.captioned}" + (f" ({summary.repaired} with repaired camera sentences)"
+                                                              if summary.repaired else ""))
     print(f"  failed QA             {summary.qa_failed}" + "".join(f"\n    {k}: {v}" for k, v in
                                                                     sorted(summary.qa_reasons.items())))
     print(f"  errors (retried next run) {summary.errors}")
