@@ -504,6 +504,7 @@ def test_rewrite_prompt_grounded():
     text = result.stdout.strip()
     assert count_words(text) >= 150 and {"pan_left", "zoom_out"} <= mentioned_moves(text)
     assert "grounded mode" in result.stderr and "templates" in result.stderr
+    assert "grounded rewrite: template" in result.stderr
 
 
 def test_rewrite_prompt_with_an_openai_endpoint(stub, tmp_path):
@@ -513,6 +514,56 @@ def test_rewrite_prompt_with_an_openai_endpoint(stub, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert count_words(result.stdout) >= 150 and "rewritten by stub" in result.stderr
     assert "Prompt: a harbour at dawn" in Stub.state["prompts"][-1]
+
+
+def test_rewrite_prompt_with_a_first_frame(stub, tmp_path):
+    Stub.state["mode"] = "good"
+    image = tmp_path / "first.png"
+    cv2.imwrite(str(image), np.full((300, 600, 3), (40, 90, 200), np.uint8))  # BGR: an orange frame, 2:1
+    config = _openai_config(tmp_path, stub)
+    prompt = "a harbour at dawn, the camera pans left and then zooms out"
+    result = run_droplet(["rewrite-prompt", prompt, "--image", str(image), "--config", str(config)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    asked, media = Stub.state["prompts"][-1], Stub.state["media"][-1]
+    assert "first frame of a video" in asked and f"Prompt: {prompt}" in asked
+    assert "Requested camera movement: the camera pans to the left, then the camera zooms out." in asked
+    assert len(media) == 1 and media[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    sent = cv2.imdecode(np.frombuffer(base64.b64decode(media[0]["image_url"]["url"].split(",")[1]), np.uint8), 1)
+    assert sent.shape == (64, 128, 3) and np.abs(sent.mean((0, 1)) - (40, 90, 200)).max() < 8  # max_side 128
+    assert result.stdout.strip() == _caption("Then the camera holds still, and new parts of the scene enter the "
+                                             "frame.")  # the stub's answer is the output
+    assert f"rewritten by stub from the first frame {image} (dv-rewrite-image-v1)" in result.stderr
+
+    plain = run_droplet(["rewrite-prompt", prompt, "--config", str(config)])
+    assert plain.returncode == 0 and Stub.state["media"][-1] == [] and "first frame" not in Stub.state["prompts"][-1]
+    missing = run_droplet(["rewrite-prompt", prompt, "--image", str(tmp_path / "none.png"), "--config", str(config)])
+    assert missing.returncode == 2 and "--image" in missing.stderr
+
+
+def test_grounded_rewrite_with_an_image_stays_a_template(tmp_path):
+    from captioning.rewrite import requested_moves
+
+    image = tmp_path / "first.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    prompt = "A red kite over a beach; the camera zooms out and then pans left."
+    with_image = run_droplet(["rewrite-prompt", prompt, "--image", str(image)])
+    without = run_droplet(["rewrite-prompt", prompt])
+    assert with_image.returncode == 0 and with_image.stdout == without.stdout
+    assert "grounded rewrite: template" in with_image.stderr and "--image is not looked at" in with_image.stderr
+    text = with_image.stdout
+    assert text.index("the camera zooms out steadily") < text.index("the camera pans steadily to the left")
+    assert requested_moves("it tilts up, then rolls clockwise before it holds still; the camera holds still") == [
+        "tilt_up", "roll_cw", "static"]
+
+
+def test_a_vllm_rewrite_sends_the_first_frame():
+    from captioning.rewrite import rewrite_messages
+
+    jpeg = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    system, user = rewrite_messages("describe it", jpeg)
+    assert system["role"] == "system" and user["content"][1] == {"type": "text", "text": "describe it"}
+    assert base64.b64decode(user["content"][0]["image_url"]["url"].split(",")[1]) == jpeg
+    assert rewrite_messages("describe it")[1] == {"role": "user", "content": "describe it"}
 
 
 def test_timeline_times_are_relative_to_the_clip():
