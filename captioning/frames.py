@@ -28,6 +28,14 @@ def sample_jpegs(path: str, count: int, max_side: int, quality: int = 90) -> lis
     return images
 
 
+def image_jpeg(path: str, max_side: int, quality: int = 90) -> bytes:
+    """JPEG bytes of the image file at `path`, downscaled to `max_side` (never up); ValueError when unreadable."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: not a readable image")
+    return _jpeg(bgr, max_side, quality)
+
+
 def _jpeg(bgr: np.ndarray, max_side: int, quality: int) -> bytes:
     h, w = bgr.shape[:2]
     scale = min(1.0, max_side / max(h, w))

@@ -30,6 +30,7 @@ class CaptionSummary:
     todo: int = 0
     captioned: int = 0
     qa_failed: int = 0
+    repaired: int = 0  # of `captioned`: passed QA once their camera sentences were the grounded writer's
     errors: int = 0
     qa_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -57,8 +58,9 @@ def batch_files(out: Path) -> list[Path]:
 
 
 def read_caption_rows(out: Path) -> list[dict]:
-    """Every caption row ever committed, oldest first."""
-    return [row for path in batch_files(out) for row in pq.read_table(path).to_pylist()]
+    """Every caption row ever committed, oldest first (`repaired` false in rows made before that column)."""
+    rows = [row for path in batch_files(out) for row in pq.read_table(path).to_pylist()]
+    return [{**row, "repaired": row.get("repaired") is True} for row in rows]
 
 
 def _commit_batch(out: Path, rows: list[dict]) -> None:
@@ -137,6 +139,7 @@ def _caption_all(out: Path, todo: list[dict], backend, cfg: CaptionConfig, size:
                     log.warning("caption of %s failed QA: %s", row["clip_id"], row["qa_reason"])
                 else:
                     summary.captioned += 1
+                    summary.repaired += bool(row.get("repaired"))
             bar.update(len(rows))
 
 

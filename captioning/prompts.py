@@ -8,6 +8,7 @@ from captioning.timeline import describe_facts
 
 PROMPT_VERSION = "dv-caption-v1"
 REWRITE_VERSION = "dv-rewrite-v1"
+REWRITE_IMAGE_VERSION = "dv-rewrite-image-v1"
 
 SYSTEM = (
     "You write captions for a video-generation training set. Captions narrate what the camera does and how "
@@ -43,6 +44,17 @@ invent nothing that contradicts it. Write only the paragraph.
 Prompt: {prompt}"""
 
 
+REWRITE_IMAGE_TEMPLATE = """The image is the first frame of a video to be generated. Write the caption of that \
+video in one paragraph of {low}-{high} words (about {target}): an overview sentence that describes what this \
+first frame shows (the setting, the subjects, how they look and where they are, the light and the colours); then, \
+in time order and starting from this first frame, the requested camera movement, named exactly, and what enters \
+or leaves the frame because of it, and what the subjects do; then one sentence on the mood. Keep every detail of \
+the prompt and of the image, and invent nothing that contradicts them. Write only the paragraph.
+
+Requested camera movement: {moves}.
+Prompt: {prompt}"""
+
+
 def caption_prompt(clip: dict[str, Any], min_words: int, max_words: int, min_confidence: float) -> str:
     """The user prompt for one clip (its clips.parquet row)."""
     duration = float(clip.get("end_s", 0.0)) - float(clip.get("start_s", 0.0))
@@ -58,3 +70,11 @@ def retry_prompt(first_prompt: str, caption: str, reason: str) -> str:
 def rewrite_prompt(prompt: str, min_words: int, max_words: int) -> str:
     return REWRITE_TEMPLATE.format(prompt=prompt, low=min_words, high=max_words,
                                    target=(min_words + max_words) // 2 - 5)
+
+
+def rewrite_image_prompt(prompt: str, moves: list[str], min_words: int, max_words: int) -> str:
+    """The rewrite instruction that goes with a first frame: describe it, then the requested camera `moves`
+    (phrases such as "the camera pans left", in order)."""
+    said = ", then ".join(moves) if moves else "none is named, so the camera holds still"
+    return REWRITE_IMAGE_TEMPLATE.format(prompt=prompt, moves=said, low=min_words, high=max_words,
+                                         target=(min_words + max_words) // 2 - 5)

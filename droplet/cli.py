@@ -131,7 +131,8 @@ def _cmd_caption(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(f"\ncaption summary ({args.out}, backend {cfg.backend})")
     print(f"  kept clips            {summary.clips}")
-    print(f"  captioned this run    {summary.captioned}")
+    print(f"  captioned this run    {summary.captioned}" + (f" ({summary.repaired} with repaired camera sentences)"
+                                                              if summary.repaired else ""))
     print(f"  failed QA             {summary.qa_failed}" + "".join(f"\n    {k}: {v}" for k, v in
                                                                     sorted(summary.qa_reasons.items())))
     print(f"  errors (retried next run) {summary.errors}")
@@ -168,7 +169,7 @@ def _cmd_rewrite_prompt(args: argparse.Namespace) -> int:
     from captioning.rewrite import rewrite
 
     try:
-        text, note = rewrite(args.text, _caption_config(args))
+        text, note = rewrite(args.text, _caption_config(args), image=args.image)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(text)
@@ -403,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rewrite-prompt", help="rewrite a short prompt into the caption style",
                        description="Rewrite a short user prompt into a ~200-word camera-aware caption.")
     p.add_argument("text", help="the prompt")
+    p.add_argument("--image", help="the first frame (as for `droplet sample --image`): a VLM backend describes it "
+                   "and the requested camera move; grounded mode does not look at it")
     p.add_argument("--backend", choices=backends, help="override the config's backend")
     p.add_argument("--config", help="YAML config")
     p.set_defaults(func=_cmd_rewrite_prompt)

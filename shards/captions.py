@@ -9,7 +9,7 @@ import pyarrow as pa
 CAPTION_SCHEMA = pa.schema([
     ("clip_id", pa.string()), ("caption", pa.string()), ("backend", pa.string()), ("model", pa.string()),
     ("prompt_version", pa.string()), ("words", pa.int64()), ("qa_passed", pa.bool_()), ("qa_reason", pa.string()),
-    ("error", pa.string()), ("created_at", pa.float64()),
+    ("repaired", pa.bool_()), ("error", pa.string()), ("created_at", pa.float64()),
 ])
 
 

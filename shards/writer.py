@@ -26,7 +26,7 @@ from shards.index import IndexState, ShardEntry, index_row, load_state, save_sta
 from shards.layout import OutLayout
 from shards.tario import TarWriter, closed_size, sample_bytes
 
-CAPTION_METADATA = ("backend", "model", "prompt_version", "words", "qa_passed", "qa_reason")
+CAPTION_METADATA = ("backend", "model", "prompt_version", "words", "qa_passed", "qa_reason", "repaired")
 TEMP_SUFFIX = ".tar.tmp"
 LOCK_NAME = ".lock"
 SKIP_REASONS = ("not_captioned", "qa_failed", "missing_file")
@@ -56,8 +56,10 @@ def plain(value):
 
 
 def sample_json(clip: dict, caption: dict) -> bytes:
-    """The `.json` member: clip columns + caption metadata; sorted keys, compact, UTF-8, no NaN."""
+    """The `.json` member: clip columns + caption metadata; sorted keys, compact, UTF-8, no NaN. `repaired` is
+    false for a caption row made before that column existed."""
     meta = {**clip, **{k: caption.get(k) for k in CAPTION_METADATA}}
+    meta["repaired"] = caption.get("repaired") is True
     return json.dumps(plain(meta), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
 

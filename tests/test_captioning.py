@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_droplet
 
-from captioning.config import CaptionConfig, OpenAIConfig, QAConfig, VLLMConfig
+from captioning.config import CaptionConfig, FramesConfig, OpenAIConfig, QAConfig, VLLMConfig
 from captioning.grounded import GroundedCaptioner
 from captioning.openai_backend import MalformedResponse, build_request, parse_response
 from captioning.qa import check_caption, count_words, mentioned_moves
@@ -215,9 +216,10 @@ MOVE_WORDS = {"pans left": "pans to the left", "pans right": "pans to the right"
 class Stub(http.server.BaseHTTPRequestHandler):
     """A chat-completions server that fails on purpose. `mode` chaos: by request number, a 500, a hang past
     the client's time limit, a malformed body, or an answer; good: always answers. Answers follow the
-    facts in the prompt, except that a first attempt in `wrong_first` mode names the opposite pan."""
+    facts in the prompt, except that a first attempt in `wrong_first` mode (every attempt in `wrong_always`)
+    names the opposite pan."""
 
-    state = {"mode": "chaos", "n": 0, "prompts": []}
+    state = {"mode": "chaos", "n": 0, "prompts": [], "media": []}
     lock = threading.Lock()
 
     def log_message(self, *args):  # quiet
@@ -231,6 +233,7 @@ class Stub(http.server.BaseHTTPRequestHandler):
             n = self.state["n"]
             self.state["n"] += 1
             self.state["prompts"].append(prompt)
+            self.state["media"].append([] if isinstance(content, str) else [p for p in content if p["type"] != "text"])
         mode = self.state["mode"]
         if mode == "chaos" and n % 4 == 0:
             return self._send(500, b'{"error": "overloaded"}')
@@ -242,7 +245,7 @@ class Stub(http.server.BaseHTTPRequestHandler):
         facts = re.findall(r"the camera (pans \w+|tilts \w+|zooms \w+|rolls [\w-]+|trucks \w+|pedestals \w+|"
                            r"dollies \w+|orbits \w+|tracks \w+|holds still).*\(certain\)", prompt)
         moves = [MOVE_WORDS.get(f, f) for f in facts] or ["holds still"]
-        if mode == "wrong_first" and "failed a check" not in prompt:
+        if mode == "wrong_always" or (mode == "wrong_first" and "failed a check" not in prompt):
             moves = [m.replace("right", "LEFT").replace("left", "right").replace("LEFT", "left") for m in moves]
         text = _caption(*(f"Then the camera {m}, and new parts of the scene enter the frame." for m in moves))
         return self._send(200, json.dumps({"choices": [{"message": {"content": text}}]}).encode())
@@ -258,7 +261,7 @@ class Stub(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def stub():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    Stub.state.update(mode="chaos", n=0, prompts=[])
+    Stub.state.update(mode="chaos", n=0, prompts=[], media=[])
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
@@ -315,6 +318,175 @@ def test_qa_failure_is_retried_once_with_feedback(captioned, stub, tmp_path):
     assert 0 < len(retries) <= len(sideways)
 
 
+# --------------------------------------------------------------------------------------------- repair
+
+SRC = "00112233aabbccdd"
+PAN_LEFT_SAID = "Then the camera pans to the left, and new parts of the scene enter the frame."
+
+
+def _seg(start: float, end: float, label: str) -> dict:
+    return {"start_s": start, "end_s": end, "label": label, "speed": 0.1, "confidence": 0.95}
+
+
+def _clip(start: int, end: int, timeline: list[dict]) -> dict:
+    return {"clip_id": f"{SRC}-{start}-{end}", "source": "/v.mp4", "source_id": SRC, "start_frame": start,
+            "end_frame": end, "start_s": 0.0, "end_s": timeline[-1]["end_s"], "fps": 24.0, "num_frames": end - start,
+            "width": 64, "height": 48, "camera_motion": timeline[0]["label"], "camera_timeline": timeline,
+            "brightness": 0.5, "colors": ["#204060"], "object_motion_score": 0.0, "keep": True}
+
+
+REPAIRABLE = _clip(0, 84, [_seg(0.0, 3.5, "pan_right")])
+STILL = _clip(100, 184, [_seg(0.0, 3.5, "static")])
+# six measured moves: the VLM's one-line camera sentences become six grounded ones, too long for QA
+CROWDED = _clip(200, 344, [_seg(0.0, 1.0, "pan_right"), _seg(1.0, 2.0, "tilt_up"), _seg(2.0, 3.0, "zoom_in"),
+                           _seg(3.0, 4.0, "roll_cw"), _seg(4.0, 5.0, "pan_right"), _seg(5.0, 6.0, "tilt_down")])
+
+
+def _write_mp4(path: Path, frames: int = 12) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture()
+def small_out(tmp_path: Path) -> Path:
+    """An OUT with three kept clips (pan right, still, six moves) and their files: no curation run needed."""
+    import pyarrow as pa
+
+    from shards.schema import CLIP_SCHEMA
+
+    out = tmp_path / "out"
+    (out / "clips").mkdir(parents=True)
+    clips = [REPAIRABLE, STILL, CROWDED]
+    pq.write_table(pa.Table.from_pylist(clips, schema=CLIP_SCHEMA), out / "clips.parquet")
+    for clip in clips:
+        _write_mp4(out / "clips" / f"{clip['clip_id']}.mp4")
+    return out
+
+
+def _stub_config(base_url: str) -> CaptionConfig:
+    return CaptionConfig(backend="openai", frames=FramesConfig(num_frames=2, max_side=64),
+                         openai=OpenAIConfig(base_url=base_url, model="stub", timeout_s=5, retries=0, concurrency=2))
+
+
+def _shard_json(out: Path) -> dict[str, dict]:
+    import tarfile
+
+    found = {}
+    for path in sorted((out / "shards").glob("shard-*.tar")):
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".json"):
+                    found[member.name.removesuffix(".json")] = json.loads(tar.extractfile(member).read())
+    return found
+
+
+def test_a_caption_wrong_after_its_retry_is_repaired_and_sharded(small_out, stub):
+    from captioning.pipeline import run_caption
+    from captioning.repair import split_sentences
+    from shards import write_shards
+
+    Stub.state["mode"] = "wrong_always"  # the stub names the opposite pan, first and on the retry
+    summary = run_caption(str(small_out), _stub_config(stub))
+    assert summary.captioned == 2 and summary.repaired == 1 and summary.qa_failed == 1
+    retries = [p for p in Stub.state["prompts"] if "failed a check: wrong_direction" in p]
+    assert len(retries) == 2  # the pan-right clip and the six-move one were asked twice
+
+    rows = {r["clip_id"]: SimpleNamespace(**r) for r in pq.read_table(small_out / "captions.parquet").to_pylist()}
+    fixed = rows[REPAIRABLE["clip_id"]]
+    assert fixed.repaired is True and fixed.qa_passed and fixed.qa_reason is None and fixed.error is None
+    said = _caption(PAN_LEFT_SAID)  # what the stub answered both times
+    content = [s for s in split_sentences(said) if not mentioned_moves(s)]
+    assert content and all(s in fixed.caption for s in content)
+    assert [fixed.caption.index(s) for s in content] == sorted(fixed.caption.index(s) for s in content)
+    assert "pans to the left" not in fixed.caption and mentioned_moves(fixed.caption) == {"pan_right"}
+    assert check_caption(fixed.caption, segments_of(REPAIRABLE), 150, 260, 0.5).passed
+    assert fixed.words == count_words(fixed.caption)
+
+    still = rows[STILL["clip_id"]]
+    assert still.qa_passed and still.repaired is False and "holds still" in still.caption
+    crowded = rows[CROWDED["clip_id"]]
+    assert crowded.qa_passed is False and crowded.repaired is False
+    assert crowded.qa_reason.startswith("wrong_direction: says pan_left, measured pan_right")
+    assert "not repaired: the repaired caption failed QA: too_long" in crowded.qa_reason
+    assert "pans to the left" in crowded.caption  # the VLM's own caption stays on the failed row
+
+    samples = _shard_json(small_out)
+    assert set(samples) == {REPAIRABLE["clip_id"], STILL["clip_id"]}, "the contradicting caption is in no shard"
+    assert samples[REPAIRABLE["clip_id"]]["repaired"] is True and samples[STILL["clip_id"]]["repaired"] is False
+    assert samples[REPAIRABLE["clip_id"]]["qa_passed"] is True
+
+    again = small_out.parent / "again"  # the same inputs shard to the same bytes
+    shutil.copytree(small_out, again, ignore=shutil.ignore_patterns("shards"))
+    write_shards(again, fsync=False)
+    for path in sorted((small_out / "shards").glob("shard-*.tar")):
+        assert (again / "shards" / path.name).read_bytes() == path.read_bytes()
+
+
+class ScriptedVLM:
+    """An in-process VLM backend that answers every request for a clip with the same text."""
+
+    name, model, retries_with_feedback = "openai", "scripted", True
+
+    def __init__(self, texts: dict[str, str]):
+        self.texts = texts
+        self.asked: list[str] = []
+
+    def generate(self, requests):
+        self.asked += [clip["clip_id"] for clip, _ in requests]
+        return [(self.texts[clip["clip_id"]], None) for clip, _ in requests]
+
+
+def test_what_cannot_be_repaired_stays_excluded():
+    from captioning.repair import regrounded_caption
+    from captioning.runner import caption_batch
+
+    only_camera = " ".join(["The camera pans to the left over the rooftops and the chimneys and the antennas."] * 12)
+    texts = {REPAIRABLE["clip_id"]: only_camera,
+             STILL["clip_id"]: _caption("The camera holds still on the square.", words=60)}
+    backend = ScriptedVLM(texts)
+    rows = {r["clip_id"]: r for r in caption_batch([REPAIRABLE, STILL], backend, CaptionConfig())}
+    assert backend.asked.count(REPAIRABLE["clip_id"]) == 2  # asked once more before any repair
+    camera_only = rows[REPAIRABLE["clip_id"]]
+    assert not camera_only["qa_passed"] and not camera_only["repaired"] and camera_only["caption"] == only_camera
+    assert camera_only["qa_reason"].endswith("not repaired: no sentence left besides the camera sentences")
+    assert regrounded_caption(only_camera, REPAIRABLE, 0.5) is None
+    short = rows[STILL["clip_id"]]  # a length failure is not a camera failure: no repair
+    assert short["qa_reason"].startswith("too_short") and "repaired" not in short["qa_reason"]
+    assert not short["repaired"] and not short["qa_passed"]
+
+
+def test_only_a_failing_vlm_caption_is_repaired():
+    from captioning.backends import GroundedBackend
+    from captioning.runner import caption_batch
+
+    right = _caption("The camera pans steadily to the right past a market.")
+    rows = caption_batch([REPAIRABLE], ScriptedVLM({REPAIRABLE["clip_id"]: right}), CaptionConfig())
+    assert rows[0]["qa_passed"] and rows[0]["repaired"] is False and rows[0]["caption"] == right
+    grounded = caption_batch([REPAIRABLE, CROWDED], GroundedBackend(CaptionConfig()), CaptionConfig())
+    assert all(r["repaired"] is False for r in grounded)
+    # qa.retry off: the failing caption is repaired straight away, the backend asked once
+    backend = ScriptedVLM({REPAIRABLE["clip_id"]: _caption(PAN_LEFT_SAID)})
+    rows = caption_batch([REPAIRABLE], backend, CaptionConfig(qa=QAConfig(retry=False)))
+    assert backend.asked == [REPAIRABLE["clip_id"]] and rows[0]["repaired"] and rows[0]["qa_passed"]
+
+
+def test_sentences_are_split_where_they_end():
+    from captioning.repair import split_sentences
+
+    text = 'A harbour at dawn. Gulls circle over 3.5 m waves, e.g. small ones. "Quiet." (Then) 2 boats leave!  Calm?'
+    assert split_sentences(text) == ["A harbour at dawn.", "Gulls circle over 3.5 m waves, e.g. small ones.",
+                                     '"Quiet."', "(Then) 2 boats leave!", "Calm?"]
+
+
 # --------------------------------------------------------------------------------------------- vllm
 
 
@@ -367,6 +539,7 @@ def test_rewrite_prompt_grounded():
     assert count_words(text) >= 150 and {"pan_left", "zoom_out"} <= mentioned_moves(text)
     assert "{" not in text and "}" not in text
     assert "grounded mode" in result.stderr and "templates" in result.stderr
+    assert "grounded rewrite: template" in result.stderr
 
 
 def test_rewrite_prompt_with_an_openai_endpoint(stub, tmp_path):
@@ -376,6 +549,56 @@ def test_rewrite_prompt_with_an_openai_endpoint(stub, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert count_words(result.stdout) >= 150 and "rewritten by stub" in result.stderr
     assert "Prompt: a harbour at dawn" in Stub.state["prompts"][-1]
+
+
+def test_rewrite_prompt_with_a_first_frame(stub, tmp_path):
+    Stub.state["mode"] = "good"
+    image = tmp_path / "first.png"
+    cv2.imwrite(str(image), np.full((300, 600, 3), (40, 90, 200), np.uint8))  # BGR: an orange frame, 2:1
+    config = _openai_config(tmp_path, stub)
+    prompt = "a harbour at dawn, the camera pans left and then zooms out"
+    result = run_droplet(["rewrite-prompt", prompt, "--image", str(image), "--config", str(config)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    asked, media = Stub.state["prompts"][-1], Stub.state["media"][-1]
+    assert "first frame of a video" in asked and f"Prompt: {prompt}" in asked
+    assert "Requested camera movement: the camera pans to the left, then the camera zooms out." in asked
+    assert len(media) == 1 and media[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    sent = cv2.imdecode(np.frombuffer(base64.b64decode(media[0]["image_url"]["url"].split(",")[1]), np.uint8), 1)
+    assert sent.shape == (64, 128, 3) and np.abs(sent.mean((0, 1)) - (40, 90, 200)).max() < 8  # max_side 128
+    assert result.stdout.strip() == _caption("Then the camera holds still, and new parts of the scene enter the "
+                                             "frame.")  # the stub's answer is the output
+    assert f"rewritten by stub from the first frame {image} (dv-rewrite-image-v1)" in result.stderr
+
+    plain = run_droplet(["rewrite-prompt", prompt, "--config", str(config)])
+    assert plain.returncode == 0 and Stub.state["media"][-1] == [] and "first frame" not in Stub.state["prompts"][-1]
+    missing = run_droplet(["rewrite-prompt", prompt, "--image", str(tmp_path / "none.png"), "--config", str(config)])
+    assert missing.returncode == 2 and "--image" in missing.stderr
+
+
+def test_grounded_rewrite_with_an_image_stays_a_template(tmp_path):
+    from captioning.rewrite import requested_moves
+
+    image = tmp_path / "first.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    prompt = "A red kite over a beach; the camera zooms out and then pans left."
+    with_image = run_droplet(["rewrite-prompt", prompt, "--image", str(image)])
+    without = run_droplet(["rewrite-prompt", prompt])
+    assert with_image.returncode == 0 and with_image.stdout == without.stdout
+    assert "grounded rewrite: template" in with_image.stderr and "--image is not looked at" in with_image.stderr
+    text = with_image.stdout
+    assert text.index("the camera zooms out steadily") < text.index("the camera pans steadily to the left")
+    assert requested_moves("it tilts up, then rolls clockwise before it holds still; the camera holds still") == [
+        "tilt_up", "roll_cw", "static"]
+
+
+def test_a_vllm_rewrite_sends_the_first_frame():
+    from captioning.rewrite import rewrite_messages
+
+    jpeg = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    system, user = rewrite_messages("describe it", jpeg)
+    assert system["role"] == "system" and user["content"][1] == {"type": "text", "text": "describe it"}
+    assert base64.b64decode(user["content"][0]["image_url"]["url"].split(",")[1]) == jpeg
+    assert rewrite_messages("describe it")[1] == {"role": "user", "content": "describe it"}
 
 
 def test_timeline_times_are_relative_to_the_clip():

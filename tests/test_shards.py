@@ -23,6 +23,7 @@ import pytest
 from shards import iter_samples, latest_captions, shard_urls, write_shards
 from shards.index import INDEX_SCHEMA
 from shards.schema import CLIP_SCHEMA
+from shards.writer import sample_json
 
 REPO = Path(__file__).resolve().parents[1]
 SRC_A, SRC_B, SRC_EARLY = "0123456789abcdef", "fedcba9876543210", "0000000000000000"
@@ -49,7 +50,7 @@ def clip_row(source_id: str, start: int, end: int, keep: bool = True, **over) ->
 def caption_row(cid: str, caption: str | None = "A camera pans left over a red wall.", **over) -> dict:
     row = {"clip_id": cid, "caption": caption, "backend": "grounded", "model": "tiny", "prompt_version": "v1",
            "words": None if caption is None else len(caption.split()), "qa_passed": caption is not None,
-           "qa_reason": None, "error": None}
+           "qa_reason": None, "repaired": False, "error": None}
     row.update(over)
     return row
 
@@ -95,11 +96,11 @@ def make_out(out: Path) -> dict:
     ]
     rng.shuffle(captions)
     captions += [caption_row(err_after_good["clip_id"], None, error="caption_failed"),
-                 caption_row(dup["clip_id"], "new caption of the dup clip wins", prompt_version="v2")]
+                 caption_row(dup["clip_id"], "new caption of the dup clip wins", prompt_version="v2", repaired=True)]
     sizes = {c["clip_id"]: rng.randrange(20_000, 70_000) for c in clips if c["keep"] and c is not missing}
     write_out(out, clips, captions, sizes)
     expected = sorted([c["clip_id"] for c in good] + [dup["clip_id"]])
-    return {"expected": expected, "qa_fail": qa_fail["clip_id"], "dup": dup["clip_id"],
+    return {"expected": expected, "qa_fail": qa_fail["clip_id"], "dup": dup["clip_id"], "repaired": dup["clip_id"],
             "nan_clip": good[3]["clip_id"], "clips": {c["clip_id"]: c for c in clips}}
 
 
@@ -158,7 +159,10 @@ def test_round_trip(fake_out: tuple[Path, dict]) -> None:
         for col in ("source_id", "num_frames", "fps", "camera_timeline", "colors", "aesthetic", "keep"):
             assert s["json"][col] == clip[col]
         assert {"backend", "model", "prompt_version", "words", "qa_passed", "qa_reason"} <= set(s["json"])
+        assert s["json"]["repaired"] is (cid == exp["repaired"])
         assert "caption" not in s["json"] and "error" not in s["json"]
+    old_row = {k: v for k, v in caption_row(exp["dup"]).items() if k != "repaired"}  # made before the column
+    assert json.loads(sample_json(exp["clips"][exp["dup"]], old_row))["repaired"] is False
     assert by_key[exp["dup"]]["txt"] == "new caption of the dup clip wins"
     assert by_key[exp["dup"]]["json"]["prompt_version"] == "v2"
     assert by_key[exp["nan_clip"]]["json"]["brightness"] is None
