@@ -7,12 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from captioning.grounded import GroundedCaptioner
-from captioning.timeline import segments_of
 
 
 def camera_sentences(clip: dict[str, Any], min_confidence: float = 0.5) -> list[str]:
     """The camera account of `clip` (a clips.parquet row): one sentence per segment of its timeline, oldest
     first; empty when the clip has no timeline."""
-    writer = GroundedCaptioner(min_confidence=min_confidence)
-    segments = segments_of(clip)
-    return [writer._segment(seg, i, len(segments)) for i, seg in enumerate(segments)]
+    return GroundedCaptioner(min_confidence=min_confidence).camera_sentences(clip)

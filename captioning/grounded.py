@@ -330,6 +330,14 @@ class GroundedCaptioner:
             text = " ".join([*sentences, mood])
         return text
 
+    def camera_sentences(self, clip: dict[str, Any]) -> list[str]:
+        """The camera account of `clip` on its own: one sentence per timeline segment, in time order, worded as
+        in the full caption (a segment not to name is said to move in a way too uncertain to name)."""
+        cid = str(clip.get("clip_id", ""))
+        segments = self._trusted(clip, segments_of(clip))
+        scene = Scene(clip, self.config)
+        return [self._segment(cid, seg, i, len(segments), scene) for i, seg in enumerate(segments)]
+
     def _trusted(self, clip: dict[str, Any], segments: list[Segment]) -> list[Segment]:
         """The timeline with the segments not to name marked unsure: those QA does not check (under the
         confidence threshold, or a move too small to see), and one that runs against the clip's own overall
