@@ -64,6 +64,13 @@ def rewrite(prompt: str, cfg: CaptionConfig) -> tuple[str, str]:
         if error:
             raise RuntimeError(f"rewrite failed: {error}")
         return text, f"rewritten by {cfg.openai.model} ({REWRITE_VERSION})"
+    if cfg.backend == "transformers":
+        from captioning.transformers_backend import TransformersCaptioner
+
+        text = TransformersCaptioner(cfg, clips_dir=".").complete_text(instruction)
+        if not text:
+            raise RuntimeError("rewrite failed: empty generation")
+        return text, f"rewritten by {cfg.transformers.model_path} ({REWRITE_VERSION})"
     return _vllm_rewrite(instruction, cfg), f"rewritten by {cfg.vllm.model_path} ({REWRITE_VERSION})"
 
 

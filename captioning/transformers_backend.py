@@ -94,6 +94,18 @@ class TransformersCaptioner:
             out.extend(self._caption_chunk(rows[start:start + size]))
         return out
 
+    def complete_text(self, prompt: str) -> str:
+        """A text-only answer (`droplet rewrite-prompt`): the same chat template, no frames, greedy."""
+        text = self.processor.apply_chat_template([chat_messages(prompt, 0, False)], tokenize=False,
+                                                  add_generation_prompt=True)
+        inputs = self.processor(text=text, padding=True, return_tensors="pt").to(self.device)
+        inputs.pop("token_type_ids", None)
+        self.torch.manual_seed(self.t.seed)
+        with self.torch.inference_mode():
+            generated = self.model.generate(**inputs, max_new_tokens=self.t.max_new_tokens, do_sample=False)
+        new = generated[:, inputs["input_ids"].shape[1]:].cpu()
+        return " ".join(self.processor.batch_decode(new, skip_special_tokens=True)[0].split())
+
     def _frames(self, clip_id: str) -> list[np.ndarray]:
         from captioning.frames import sample_rgb
 
