@@ -180,3 +180,32 @@ def test_rewrite_prompt_with_the_transformers_backend(tiny_vlm):
     text, note = rewrite("a kite over a beach, the camera pans left", cfg)
     assert text and note.startswith(f"rewritten by {tiny_vlm} (dv-rewrite-v2)")
     assert rewrite("a kite over a beach, the camera pans left", cfg)[0] == text, "greedy: the same text again"
+
+
+def _write_clip(path: Path, frames: int = 24) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 128, 72, "yuv420p"
+        for i in range(frames):
+            image = np.full((72, 128, 3), (i * 10) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_the_captioner_runs_as_ray_data_actors(ray_client, tiny_vlm, tmp_path):
+    from captioning.transformers_backend import caption_with_ray
+
+    ids = ["a-0-24", "b-0-24"]
+    for clip_id in ids:
+        _write_clip(tmp_path / f"{clip_id}.mp4")
+    cfg = CaptionConfig(backend="transformers", frames=FramesConfig(num_frames=4, max_side=112),
+                        transformers=TransformersConfig(model_path=str(tiny_vlm), max_new_tokens=16, batch_size=2))
+    rows = [{"clip_id": i, "prompt": "Describe the clip.", "duration_s": 2.0} for i in [*ids, "no-such-clip"]]
+    answers = {a["clip_id"]: a for a in caption_with_ray(rows, cfg, str(tmp_path))}
+    assert sorted(answers) == sorted([*ids, "no-such-clip"])
+    assert all(answers[i]["caption"] and answers[i]["error"] is None and answers[i]["output_tokens"] > 0 for i in ids)
+    assert answers["no-such-clip"]["error"].startswith("frames: ")
