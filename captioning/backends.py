@@ -1,12 +1,16 @@
-"""The three caption backends behind one `generate` call: grounded (embedded), openai (HTTP), vllm (Ray)."""
+"""The caption backends behind one `generate` call: grounded (embedded), transformers (a VLM in this process or
+in Ray Data actors), openai (HTTP), vllm (Ray)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from captioning.config import CaptionConfig
 from captioning.grounded import GroundedCaptioner
+
+log = logging.getLogger("droplet.caption")
 
 
 class GroundedBackend:
@@ -60,6 +64,49 @@ class OpenAIBackend:
                 payloads.append(None)
         answers = iter(self.client.complete_many([p for p in payloads if p is not None]))
         return [(None, failed[i]) if i in failed else next(answers) for i in range(len(requests))]
+
+
+class TransformersBackend:
+    """A VLM run with transformers (`captioning.transformers_backend`): loaded once in this process, or in Ray
+    Data actors when `transformers.ray` is set or a Ray address is given. `stats` keeps every answer's token
+    counts and seconds (clips/s and tokens/s)."""
+
+    name = "transformers"
+    retries_with_feedback = True
+
+    def __init__(self, cfg: CaptionConfig, clips_dir: str | Path, use_ray: bool = False):
+        self.cfg = cfg
+        self.clips_dir = str(clips_dir)
+        self.model = Path(cfg.transformers.model_path).name
+        self.use_ray = use_ray
+        self.stats: list[dict[str, Any]] = []
+        self._captioner = None
+
+    def generate(self, requests: list[tuple[dict[str, Any], str]]) -> list[tuple[str | None, str | None]]:
+        from captioning.transformers_backend import TransformersCaptioner, caption_with_ray
+
+        rows = [{"clip_id": clip["clip_id"], "prompt": prompt,
+                 "duration_s": float(clip.get("end_s") or 0.0) - float(clip.get("start_s") or 0.0)}
+                for clip, prompt in requests]
+        if self.use_ray:
+            answers = caption_with_ray(rows, self.cfg, self.clips_dir)
+        else:
+            if self._captioner is None:  # the weights load once, on first use
+                self._captioner = TransformersCaptioner(self.cfg, self.clips_dir)
+            answers = self._captioner.caption_rows(rows)
+        by_id = {a["clip_id"]: a for a in answers}
+        self.stats.extend(answers)
+        seconds = sum(float(a["seconds"]) for a in answers)
+        if seconds > 0:
+            log.info("transformers: %d clips in %.1f s of generation: %.3f clips/s, %.1f output tokens/s",
+                     len(answers), seconds, len(answers) / seconds,
+                     sum(int(a["output_tokens"]) for a in answers) / seconds)
+        out = []
+        for clip, _ in requests:
+            answer = by_id.get(clip["clip_id"])
+            out.append((None, "no answer from the transformers captioner") if answer is None
+                       else (answer["caption"], answer["error"]))
+        return out
 
 
 class VLLMBackend:

@@ -72,6 +72,27 @@ class VLLMConfig(_Section):
     should_continue_on_error: bool = Field(True, description="A failing row becomes an error row, not a failed job.")
 
 
+class TransformersConfig(_Section):
+    """A VLM run in this process (or in Ray Data actors) with Hugging Face transformers: no vLLM needed."""
+
+    model_path: str = Field("/models/Qwen2.5-VL-3B-Instruct", description="Local folder of the VLM's weights "
+                            "(AutoProcessor + AutoModelForImageTextToText format, its chat template included).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when a GPU is visible, else cpu.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 on cuda, float32 on cpu.")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="Attention kernel (flash_attention_2 needs the flash-attn package).")
+    media: Literal["auto", "video", "images"] = Field(
+        "auto", description="How the frames go in: auto sends one video to models that take video (Qwen2-VL, "
+        "Qwen2.5-VL, Qwen3-VL, InternVL, SmolVLM, LLaVA-OneVision) and images to the others.")
+    batch_size: int = Field(4, ge=1, description="Clips per generate call.")
+    max_new_tokens: int = Field(512, ge=16, description="Caption length budget in tokens.")
+    seed: int = Field(0, description="Seed set before every generate call; decoding is greedy (reproducible).")
+    ray: bool = Field(False, description="Run as Ray Data actors (`concurrency`, one GPU each on cuda) rather than "
+                      "in this process; always so when a Ray address is given.")
+    concurrency: int = Field(1, ge=1, description="Ray Data actors, each holding one copy of the model.")
+
+
 class ShardConfig(_Section):
     """WebDataset shards written after captioning."""
 
@@ -82,10 +103,11 @@ class ShardConfig(_Section):
 class CaptionConfig(_Section):
     """Everything `droplet caption`, `droplet shard` and `droplet rewrite-prompt` read."""
 
-    backend: Literal["grounded", "vllm", "openai"] = Field("grounded", description="Which captioner.")
+    backend: Literal["grounded", "transformers", "vllm", "openai"] = Field("grounded", description="Which captioner.")
     frames: FramesConfig = FramesConfig()
     qa: QAConfig = QAConfig()
     openai: OpenAIConfig = OpenAIConfig()
+    transformers: TransformersConfig = TransformersConfig()
     vllm: VLLMConfig = VLLMConfig()
     shards: ShardConfig = ShardConfig()
     grounded: GroundedConfig = GroundedConfig()
@@ -93,7 +115,10 @@ class CaptionConfig(_Section):
     def local_paths(self, on_cluster: bool = False) -> dict[str, dict[str, str]]:
         """The local folders and files this backend reads (`runtime.paths.require_local_paths` keywords):
         for vllm its runtime_env file (read here) and its model folder (read by the workers: on a cluster it may
-        live on storage only they see, so it is not checked here); grounded and openai read none."""
+        live on storage only they see, so it is not checked here); for transformers its model folder (not
+        checked on a cluster either); grounded and openai read none."""
+        if self.backend == "transformers":
+            return {"folders": {} if on_cluster else {"transformers.model_path": self.transformers.model_path}}
         if self.backend != "vllm":
             return {}
         folders = {} if on_cluster else {"vllm.model_path": self.vllm.model_path}

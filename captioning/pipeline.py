@@ -21,7 +21,7 @@ from shards.layout import OutLayout
 
 log = logging.getLogger("droplet.caption")
 
-BATCH = {"grounded": 2048, "openai": 64, "vllm": 1024}
+BATCH = {"grounded": 2048, "openai": 64, "vllm": 1024, "transformers": 64}
 
 
 @dataclass
@@ -46,6 +46,9 @@ def _fingerprint(cfg: CaptionConfig) -> dict:
         data["model"] = cfg.openai.model
     elif cfg.backend == "vllm":
         data["model"] = {"path": cfg.vllm.model_path, "family": cfg.vllm.family}
+    elif cfg.backend == "transformers":
+        t = cfg.transformers
+        data["model"] = {"path": t.model_path, "media": t.media, "max_new_tokens": t.max_new_tokens, "seed": t.seed}
     return data
 
 
@@ -77,14 +80,19 @@ def rebuild_captions_parquet(out: Path) -> int:
 
 
 def make_backend(cfg: CaptionConfig, out: Path, address: str | None):
-    from captioning.backends import GroundedBackend, OpenAIBackend, VLLMBackend
+    from captioning.backends import GroundedBackend, OpenAIBackend, TransformersBackend, VLLMBackend
+    from runtime.ray_connect import connect_ray, ray_target
 
     if cfg.backend == "grounded":
         return GroundedBackend(cfg)
     if cfg.backend == "openai":
         return OpenAIBackend(cfg, OutLayout(out).clips_dir)
+    if cfg.backend == "transformers":
+        use_ray = cfg.transformers.ray or ray_target(address) is not None
+        if use_ray:
+            connect_ray(address)
+        return TransformersBackend(cfg, OutLayout(out).clips_dir, use_ray=use_ray)
     from captioning.vllm_backend import load_runtime_env
-    from runtime.ray_connect import connect_ray
 
     connect_ray(address)
     return VLLMBackend(cfg, OutLayout(out).clips_dir, load_runtime_env(cfg.vllm.runtime_env))

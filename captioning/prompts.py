@@ -6,8 +6,8 @@ from typing import Any
 
 from captioning.timeline import describe_facts
 
-PROMPT_VERSION = "dv-caption-v1"
-REWRITE_VERSION = "dv-rewrite-v1"
+PROMPT_VERSION = "dv-caption-v2"
+REWRITE_VERSION = "dv-rewrite-v2"
 REWRITE_IMAGE_VERSION = "dv-rewrite-image-v1"
 
 SYSTEM = (
@@ -19,8 +19,9 @@ CAPTION_TEMPLATE = """Describe this {duration:.1f}-second video clip in one para
 (about {target}), in English, in this structure:
 1. One overview sentence: the setting, the main subjects and what the camera does overall.
 2. A time-ordered account. For every camera movement, say when it happens, name it exactly (pans left/right, \
-tilts up/down, zooms in/out, rolls clockwise/counter-clockwise, holds still, shakes) and tie it to what enters \
-or leaves the frame because of it. Describe the subjects' own actions too.
+tilts up/down, zooms in/out, rolls clockwise/counter-clockwise, trucks left/right, pedestals up/down, dollies \
+in/out, orbits left/right, tracks left/right, holds still, shakes) and tie it to what enters or leaves the frame \
+because of it. Describe the subjects' own actions too.
 3. One closing sentence on the mood and atmosphere.
 
 The camera motion was measured; treat these facts as true and never contradict them (directions are from \
@@ -37,9 +38,9 @@ Caption:
 
 REWRITE_TEMPLATE = """Rewrite this short video prompt into a detailed caption of {low}-{high} words (about \
 {target}) in one paragraph: an overview sentence; then, in time order, what the camera does (name each \
-movement: pans left/right, tilts up/down, zooms in/out, holds still) and what enters or leaves the frame \
-because of it, and what the subjects do; then one sentence on the mood. Keep every detail of the prompt and \
-invent nothing that contradicts it. Write only the paragraph.
+movement: pans left/right, tilts up/down, zooms in/out, trucks, pedestals, dollies, orbits, tracks, \
+holds still) and what enters or leaves the frame because of it, and what the subjects do; then one sentence \
+on the mood. Keep every detail of the prompt and invent nothing that contradicts it. Write only the paragraph.
 
 Prompt: {prompt}"""
 

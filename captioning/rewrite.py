@@ -102,6 +102,19 @@ def rewrite(prompt: str, cfg: CaptionConfig, image: str | None = None) -> tuple[
         if error:
             raise RuntimeError(f"rewrite failed: {error}")
         return text, f"rewritten by {cfg.openai.model}{seen} ({version})"
+    if cfg.backend == "transformers":
+        import cv2
+        import numpy as np
+
+        from captioning.transformers_backend import TransformersCaptioner
+
+        frame = None
+        if jpeg is not None:
+            frame = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        text = TransformersCaptioner(cfg, clips_dir=".").complete_text(instruction, frame)
+        if not text:
+            raise RuntimeError("rewrite failed: empty generation")
+        return text, f"rewritten by {cfg.transformers.model_path}{seen} ({version})"
     return _vllm_rewrite(messages, cfg, with_image=jpeg is not None), (
         f"rewritten by {cfg.vllm.model_path}{seen} ({version})")
 

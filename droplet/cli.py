@@ -384,14 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_import_droplet)
 
-    backends = ["grounded", "vllm", "openai"]
-    p = sub.add_parser("caption", help="caption kept clips (grounded, vLLM or OpenAI-compatible), then shard",
+    backends = ["grounded", "transformers", "vllm", "openai"]
+    p = sub.add_parser("caption", help="caption kept clips (grounded, transformers, vLLM or OpenAI-compatible), "
+                       "then shard",
                        description="Caption every kept clip of OUT without a caption (or whose last try failed), "
                        "check each caption (QA), then write WebDataset shards.")
     p.add_argument("out", help="an OUT folder made by `droplet curate`")
     p.add_argument("--backend", choices=backends, help="override the config's backend")
     p.add_argument("--config", help="YAML config (default: configs/caption.yaml's values)")
-    p.add_argument("--address", help="Ray cluster address for the vllm backend")
+    p.add_argument("--address", help="Ray cluster address for the vllm and transformers backends")
     p.add_argument("--no-shard", action="store_true", help="caption only")
     p.set_defaults(func=_cmd_caption)
 
