@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.atomic import temp_name
+from shards.tario import file_sha256
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0
@@ -103,18 +104,10 @@ REGISTRY: dict[str, HubWeights | FileWeights] = {w.name: w for w in (
 )}
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_checked(url: str, sha256: str, dest: Path, timeout: float = TIMEOUT_S) -> bool:
     """Stream `url` into `dest` while hashing it; kept (renamed into place) only when its sha256 is `sha256`, else
     deleted and FetchError. False when `dest` already held the right file (nothing downloaded)."""
-    if dest.is_file() and sha256_file(dest) == sha256:
+    if dest.is_file() and file_sha256(dest) == sha256:
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(dest)
