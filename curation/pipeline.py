@@ -257,18 +257,32 @@ def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateCo
 
 
 def _clip_stages(ds, store: OutStore, cfg: CurateConfig):  # noqa: ANN001, ANN202 - Ray datasets
-    """The checks on written clip files, as actor stages holding their models (fractional CPUs, so they never
-    starve the decode stages; CLIP on `ray.clip_gpus` GPUs)."""
+    """The checks on written clip files. The weightless ones (quality, OCR, hashes) run as tasks of
+    `ray.check_cpus` each, with the OCR engine cached per worker process: an actor pool would hold its CPUs for
+    the whole run, and beside TransNetV2's actor on a small cluster leave too little for the extraction tasks
+    (a deadlock). CLIP runs as an actor stage holding its model (on `ray.clip_gpus` GPUs)."""
     from ray.data import ActorPoolStrategy
 
     stages = stage_plan(cfg)
-    args = {"fn_constructor_kwargs": {"cfg": cfg, "store": store}, "num_cpus": cfg.ray.check_cpus}
     if stages.checks:
-        ds = ds.map(ClipCheckStage, compute=ActorPoolStrategy(min_size=1, max_size=cfg.ray.check_actors), **args)
+        ds = ds.map(check_task, fn_kwargs={"cfg": cfg, "store": store}, num_cpus=cfg.ray.check_cpus)
     if stages.clip:
         ds = ds.map(ClipScoreStage, compute=ActorPoolStrategy(min_size=1, max_size=cfg.ray.clip_actors),
-                    num_gpus=cfg.ray.clip_gpus or None, **args)
+                    fn_constructor_kwargs={"cfg": cfg, "store": store}, num_cpus=cfg.ray.check_cpus,
+                    num_gpus=cfg.ray.clip_gpus or None)
     return ds
+
+
+_CHECKS: dict[str, ClipCheckStage] = {}  # per worker process: the check stage (and its OCR engine) of an OUT
+
+
+def check_task(row: dict, cfg: CurateConfig, store: OutStore) -> dict:
+    """`ClipCheckStage` as a Ray task: the stage (and its OCR engine) is made once per worker process."""
+    key = f"{store.root}:{cfg.model_dump_json()}"
+    if key not in _CHECKS:
+        _CHECKS.clear()
+        _CHECKS[key] = ClipCheckStage(cfg, store)
+    return _CHECKS[key](row)
 
 
 class CommitTracker:
