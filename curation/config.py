@@ -27,10 +27,9 @@ class RayConfig(_Section):
                                  "embedded Ray (null: all).")
     progress_bars: bool = Field(True, description="Show Ray Data's progress bars.")
     check_cpus: float = Field(
-        0.5, gt=0, description="CPUs a Ray actor of the clip checks (quality, OCR, hashes) or of CLIP scoring asks "
+        0.5, gt=0, description="CPUs a Ray task of the clip checks (quality, OCR, hashes) or a CLIP scoring actor asks "
         "for: a fraction, so the checks never starve the decode stages."
     )
-    check_actors: int = Field(2, ge=1, description="Ray actors of the clip checks at most (each holds an OCR model).")
     clip_gpus: float = Field(0.0, ge=0, description="GPUs a CLIP scoring actor asks Ray for (0: CPU; set "
                              "embeddings.device to cuda with it).")
     clip_actors: int = Field(1, ge=1, description="Ray actors of CLIP scoring at most (each holds the model).")
