@@ -72,12 +72,17 @@ class DedupConfig(_Section):
     exact_max_clips: int = Field(2_000, ge=0, description="`auto` switches to faiss above this many indexed clips.")
     hash_exact_max_clips: int = Field(
         100_000, ge=0, description="faiss: hashes are compared with every indexed hash (IndexBinaryFlat, exact) up "
-        "to this many indexed clips; beyond, multi-index hashing (IndexBinaryMultiHash, four 16-bit keys) only "
-        "compares frames that share a key up to hash_flips flipped bits."
+        "to this many indexed clips; beyond, multi-index hashing (IndexBinaryMultiHash) only compares frames that "
+        "share a key up to hash_flips flipped bits."
+    )
+    hash_key_bits: int = Field(
+        16, ge=8, le=32, description="Multi-index hashing: bits per key; the hash is split into 64 // this many keys "
+        "(16: four keys). Longer keys make smaller buckets (faster at millions of clips) but fewer keys."
     )
     hash_flips: int = Field(
-        0, ge=0, le=2, description="Multi-index hashing: flipped bits probed per key (0: frames within 3 bits are "
-        "always found, farther ones when one quarter of the hash agrees; each flip costs about 20x)."
+        0, ge=0, le=2, description="Multi-index hashing: flipped bits probed per key. With K keys, frames within "
+        "K x (flips + 1) - 1 bits are always found (16-bit keys, 0 flips: 3 bits), farther ones when one key agrees; "
+        "each flip costs about 20x."
     )
     ivf_min_clips: int = Field(
         100_000, ge=10_000, description="faiss: embeddings are searched exactly (IndexFlatIP) up to this many, "
@@ -85,7 +90,7 @@ class DedupConfig(_Section):
     )
     ivf_lists: int | None = Field(
         None, ge=1, description="Inverted-file lists (null: 4 x sqrt of the clips indexed when it is trained, faiss's "
-        "rule of thumb; it is trained on up to 64 clips per list, so ivf_min_clips should be at least 39 x this)."
+        "rule of thumb; it is trained on the first 40 clips per list, so ivf_min_clips should be at least 40 x this)."
     )
     ivf_nprobe: int = Field(16, ge=1, description="Inverted-file lists searched per query.")
 
@@ -280,10 +285,11 @@ class _Grow:
 class _HashSearch:
     """Every view hash of every indexed frame (frame-major: code c is view c % views of frame c // views) and each
     frame's clip ordinal. Radius search: numpy popcount, faiss IndexBinaryFlat (both exact), or faiss
-    IndexBinaryMultiHash (4 keys of 16 bits; finds the pairs of which some key is within `flips` bits)."""
+    IndexBinaryMultiHash (64 // key_bits keys; finds the pairs of which some key is within `flips` bits)."""
 
-    def __init__(self, views: int) -> None:
+    def __init__(self, views: int, key_bits: int = 16) -> None:
         self.views = views
+        self.key_bits = key_bits
         self.codes = _Grow(np.uint64)
         self.frame_owner = _Grow(np.int32)
         self._faiss = None  # the faiss index in use, holding codes[:_faiss_size]
@@ -317,7 +323,8 @@ class _HashSearch:
 
         kind = faiss.IndexBinaryFlat if mode == "flat" else faiss.IndexBinaryMultiHash
         if not isinstance(self._faiss, kind):
-            self._faiss = faiss.IndexBinaryFlat(64) if mode == "flat" else faiss.IndexBinaryMultiHash(64, 4, 16)
+            self._faiss = faiss.IndexBinaryFlat(64) if mode == "flat" else \
+                faiss.IndexBinaryMultiHash(64, 64 // self.key_bits, self.key_bits)
             self._faiss_size = 0
         if self._faiss_size < self.codes.size:
             self._faiss.add(_as_bytes(self.codes.view[self._faiss_size:]))
@@ -384,13 +391,16 @@ class _EmbeddingSearch:
             self._faiss = faiss.IndexFlatIP(self.dim)
         if isinstance(self._faiss, faiss.IndexFlatIP) and total > self.config.ivf_min_clips:
             flat = self._faiss
-            stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
-            everything = np.concatenate([stored, self.vectors.view])
+            everything = self.vectors.view
+            if flat.ntotal:
+                stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
+                everything = np.concatenate([stored, everything])
             nlist = self.config.ivf_lists or int(min(65536, 4 * np.sqrt(total)))
             quantizer = faiss.IndexFlatIP(self.dim)
             ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             ivf.cp.seed = 1234
-            ivf.train(everything[:64 * nlist])  # the first clips, in commit order
+            ivf.cp.niter = 10  # enough to block near-duplicates (they sit far closer than any cell's size)
+            ivf.train(everything[:40 * nlist])  # the first clips in commit order, 40 per list (faiss wants 39)
             ivf.nprobe = self.config.ivf_nprobe
             ivf.add(everything)
             self._quantizer = quantizer  # the inverted file does not own its quantizer
@@ -429,7 +439,7 @@ class DuplicateIndex:
         self.config = config or DedupConfig()
         self.kept: list[str] = []  # ordinal -> clip_id, in commit order
         self.decisions: dict[str, str | None] = {}  # every judged clip -> the kept clip it duplicates, or None
-        self._hashes = _HashSearch(self.config.views)
+        self._hashes = _HashSearch(self.config.views, self.config.hash_key_bits)
         self._embeddings: _EmbeddingSearch | None = None
         self._pending: list[tuple[ClipSignature, str | None]] = []
         if self.root is not None:
