@@ -208,14 +208,16 @@ def scale_hashes(n: int, rng: np.random.Generator, copies: dict[int, int], targe
 def scale_embeddings(n: int, rng: np.random.Generator, copies: dict[int, int], targets: np.ndarray,
                      base: DedupConfig, n_queries: int, dim: int) -> None:
     empty = np.zeros((0, base.views), np.uint64)
-    vectors = rng.standard_normal((n, dim), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = np.empty((n, dim), np.float16)  # half the memory: the index keeps its own copy
+    for i in range(0, n, 65536):
+        part = rng.standard_normal((min(65536, n - i), dim), dtype=np.float32)
+        vectors[i:i + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
     noise = 0.25 / np.sqrt(dim)
     for c, o in copies.items():
         vectors[c] = vectors[o] + rng.standard_normal(dim, dtype=np.float32) * noise
     sigs = [ClipSignature(clip_id(i), empty, vectors[i]) for i in range(n)]
-    queries = [(clip_id(t), ClipSignature("q", empty, vectors[t] + rng.standard_normal(dim, dtype=np.float32)
-                                          * noise)) for t in targets]
+    queries = [(clip_id(t), ClipSignature("q", empty, vectors[t].astype(np.float32)
+                                          + rng.standard_normal(dim, dtype=np.float32) * noise)) for t in targets]
     queries += [(None, ClipSignature("q", empty, v)) for v in rng.standard_normal((n_queries // 2, dim),
                                                                                   dtype=np.float32)]
     ivf = base.model_copy(update={"index": "faiss", "ivf_min_clips": min(n // 2, 100_000)})

@@ -268,6 +268,9 @@ class _Grow:
 
     def extend(self, values: np.ndarray) -> None:
         n = len(values)
+        if self.size == 0 and n > len(self.data) and values.dtype == self.data.dtype and values.flags.owndata:
+            self.data, self.size = values, n  # a fresh array that fills an empty buffer is taken over, not copied
+            return
         if self.size + n > len(self.data):
             cap = max(2 * len(self.data), self.size + n)
             shape = (cap,) if self.width is None else (cap, self.width)
@@ -349,13 +352,14 @@ def _within(queries: np.ndarray, codes: np.ndarray, bits: int, block: int = 1 <<
 class _EmbeddingSearch:
     """Unit embeddings with their clip ordinals; the clips at least `cosine` similar to a query.
 
-    Exact: a numpy matrix product. faiss: the vectors move into an IndexFlatIP (and out of numpy, so memory is
-    held once), which becomes an IndexIVFFlat trained on the first clips when they pass `ivf_min_clips`."""
+    Exact: a numpy matrix product over float16 vectors (half the memory; cosines within about 1e-3). faiss: the
+    vectors move into an IndexFlatIP (and out of numpy, so memory is held once), which becomes an IndexIVFFlat
+    trained on the first clips when they pass `ivf_min_clips`."""
 
     def __init__(self, dim: int, config: DedupConfig) -> None:
         self.dim = dim
         self.config = config
-        self.vectors = _Grow(np.float32, dim)  # not yet in the faiss index
+        self.vectors = _Grow(np.float16, dim)  # not yet in the faiss index
         self.owner = _Grow(np.int64)  # every vector's clip ordinal (faiss ids are positions in this)
         self._faiss = None
         self._faiss_size = 0
@@ -376,10 +380,12 @@ class _EmbeddingSearch:
             qs.append(np.repeat(np.arange(len(vectors)), np.diff(lims.astype(np.int64))))
             rows.append(ids.astype(np.int64))
         stored = self.vectors.view  # not in faiss (yet)
-        for i in range(0, len(vectors), 1024):
-            ri, qi = np.nonzero(stored @ vectors[i:i + 1024].T >= threshold)
-            qs.append(qi + i)
-            rows.append(ri + self._faiss_size)
+        for j in range(0, len(stored), 65536):
+            block = stored[j:j + 65536].astype(np.float32)
+            for i in range(0, len(vectors), 1024):
+                ri, qi = np.nonzero(block @ vectors[i:i + 1024].T >= threshold)
+                qs.append(qi + i)
+                rows.append(ri + j + self._faiss_size)
         return np.concatenate(qs), self.owner.view[np.concatenate(rows)]
 
     def _to_faiss(self) -> None:
@@ -391,24 +397,29 @@ class _EmbeddingSearch:
             self._faiss = faiss.IndexFlatIP(self.dim)
         if isinstance(self._faiss, faiss.IndexFlatIP) and total > self.config.ivf_min_clips:
             flat = self._faiss
-            everything = self.vectors.view
-            if flat.ntotal:
-                stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
-                everything = np.concatenate([stored, everything])
             nlist = self.config.ivf_lists or int(min(65536, 4 * np.sqrt(total)))
             quantizer = faiss.IndexFlatIP(self.dim)
             ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             ivf.cp.seed = 1234
             ivf.cp.niter = 10  # enough to block near-duplicates (they sit far closer than any cell's size)
-            ivf.train(everything[:40 * nlist])  # the first clips in commit order, 40 per list (faiss wants 39)
+            stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim) \
+                if flat.ntotal else np.zeros((0, self.dim), np.float32)
+            sample = 40 * nlist  # the first clips in commit order, 40 per list (faiss wants 39)
+            ivf.train(np.concatenate([stored[:sample], self.vectors.view[:max(0, sample - len(stored))]])
+                      .astype(np.float32))
             ivf.nprobe = self.config.ivf_nprobe
-            ivf.add(everything)
+            _add_chunks(ivf, stored)
             self._quantizer = quantizer  # the inverted file does not own its quantizer
             self._faiss = ivf
-        else:
-            self._faiss.add(self.vectors.view)
+        _add_chunks(self._faiss, self.vectors.view)
         self._faiss_size = total
-        self.vectors = _Grow(np.float32, self.dim)
+        self.vectors = _Grow(np.float16, self.dim)
+
+
+def _add_chunks(index, vectors: np.ndarray, chunk: int = 65536) -> None:  # noqa: ANN001 - a faiss index
+    """Add vectors to a faiss index as float32, a chunk at a time (no float32 copy of them all)."""
+    for i in range(0, len(vectors), chunk):
+        index.add(np.ascontiguousarray(vectors[i:i + chunk], np.float32))
 
 
 def _as_bytes(hashes: np.ndarray) -> np.ndarray:
@@ -491,10 +502,12 @@ class DuplicateIndex:
                         found[c].add(o)
         with_embedding = [i for i, sig in enumerate(batch) if sig.embedding is not None]
         if with_embedding and self._embeddings is not None:
-            vectors = np.stack([unit(batch[i].embedding) for i in with_embedding])
-            q, owners = self._embeddings.similar(vectors, self.use_faiss)
-            for qi, o in zip(q.tolist(), owners.tolist(), strict=True):
-                found[with_embedding[qi]].add(o)
+            for start in range(0, len(with_embedding), 65536):
+                part = with_embedding[start:start + 65536]
+                vectors = np.stack([unit(batch[i].embedding) for i in part])
+                q, owners = self._embeddings.similar(vectors, self.use_faiss)
+                for qi, o in zip(q.tolist(), owners.tolist(), strict=True):
+                    found[part[qi]].add(o)
         return [sorted(f) for f in found]
 
     def match(self, hashes: np.ndarray, embedding: np.ndarray | None = None) -> str | None:
@@ -600,11 +613,15 @@ class DuplicateIndex:
         self._hashes.add(owners, np.concatenate(hashes))
         with_embedding = [(first + i, sig) for i, (_, sig) in enumerate(clips) if sig.embedding is not None]
         if with_embedding:
-            vectors = np.stack([unit(sig.embedding) for _, sig in with_embedding])
+            dim = np.size(with_embedding[0][1].embedding)
             if self._embeddings is None:
-                self._embeddings = _EmbeddingSearch(vectors.shape[1], self.config)
-            if vectors.shape[1] != self._embeddings.dim:
-                raise ValueError(f"embeddings have {vectors.shape[1]} dimensions, the index {self._embeddings.dim}")
+                self._embeddings = _EmbeddingSearch(dim, self.config)
+            vectors = np.empty((len(with_embedding), self._embeddings.dim), np.float16)
+            for row, (_, sig) in enumerate(with_embedding):
+                if np.size(sig.embedding) != self._embeddings.dim:
+                    raise ValueError(f"embedding of {sig.clip_id} has {np.size(sig.embedding)} dimensions, the "
+                                     f"index {self._embeddings.dim}")
+                vectors[row] = unit(sig.embedding)
             self._embeddings.add(np.array([o for o, _ in with_embedding], np.int64), vectors)
 
     def _check(self, hashes: np.ndarray) -> np.ndarray:
