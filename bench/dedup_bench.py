@@ -116,7 +116,8 @@ def run_sample(out: Path, work: Path, config: DedupConfig) -> None:
           f"({Path(source[b]).name})")
     print("\nthe index itself: originals judged first (one batch), then every copy (one batch)")
     paths = {"numpy (exact)": {"index": "exact"}, "faiss flat (exact)": {"index": "faiss"},
-             "faiss multi-index hashing": {"index": "faiss", "hash_exact_max_clips": 0}}
+             "faiss multi-index hashing": {"index": "faiss", "hash_exact_max_clips": 0},
+             "faiss multi-index 21-bit": {"index": "faiss", "hash_exact_max_clips": 0, "hash_key_bits": 21}}
     for label, update in paths.items():
         index = DuplicateIndex(None, config.model_copy(update=update))
         flagged = sum(d is not None for d in index.judge(ClipSignature(c, original[c]) for c in ids).values())
@@ -179,13 +180,64 @@ def row(what: str, n: int, judge_s: float | None, found: str, false: int, ms: fl
     print(f"{what:34s} {n:9d} {judge} {found:>11s} {false:6d} {ms:9.2f} {rss_gb():9.1f}")
 
 
-def run_scale(sizes: list[int], dim: int, frames: int, n_queries: int, judge_max: int) -> None:
+def scale_hashes(n: int, rng: np.random.Generator, copies: dict[int, int], targets: np.ndarray,
+                 base: DedupConfig, n_queries: int, judge_max: int) -> None:
+    label = f"hashes, multi-index {base.hash_key_bits}-bit keys"
+    frames, views = base.frames, base.views
+    hashes = random_hashes(rng, (n, frames, views))
+    for c, o in copies.items():
+        hashes[c] = flip_bits(rng, hashes[o], 6)
+    queries = [(clip_id(t), ClipSignature("q", flip_bits(rng, hashes[t], 6))) for t in targets]
+    queries += [(None, ClipSignature("q", h)) for h in random_hashes(rng, (n_queries // 2, frames, views))]
+    multihash = base.model_copy(update={"index": "faiss", "hash_exact_max_clips": 0})
+    if n <= judge_max:
+        r = judge_all([ClipSignature(clip_id(i), hashes[i]) for i in range(n)], copies, multihash)
+        index = r["index"]
+        ms, _, _ = query(index, queries)
+        row(label, n, r["s"], f"{r['found']}/{len(copies)}", r["false"], ms)
+    else:  # the clips loaded as a later run loads them, then queried
+        index = DuplicateIndex(None, multihash)
+        index._index([(clip_id(i), ClipSignature(clip_id(i), hashes[i])) for i in range(n)])
+        ms, found, false = query(index, queries)
+        row(label, n, None, f"{found}/{len(targets)}", false, ms)
+    index.config = base.model_copy(update={"index": "faiss", "hash_exact_max_clips": 10 * n})  # searched exactly
+    ms, found, false = query(index, queries[::10])
+    row("hashes, exact (faiss flat)", n, None, f"{found}/{len(targets[::10])}", false, ms)
+
+
+def scale_embeddings(n: int, rng: np.random.Generator, copies: dict[int, int], targets: np.ndarray,
+                     base: DedupConfig, n_queries: int, dim: int) -> None:
+    empty = np.zeros((0, base.views), np.uint64)
+    vectors = np.empty((n, dim), np.float16)  # half the memory: the index keeps its own copy
+    for i in range(0, n, 65536):
+        part = rng.standard_normal((min(65536, n - i), dim), dtype=np.float32)
+        vectors[i:i + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    noise = 0.25 / np.sqrt(dim)
+    for c, o in copies.items():
+        vectors[c] = vectors[o] + rng.standard_normal(dim, dtype=np.float32) * noise
+    sigs = [ClipSignature(clip_id(i), empty, vectors[i]) for i in range(n)]
+    queries = [(clip_id(t), ClipSignature("q", empty, vectors[t].astype(np.float32)
+                                          + rng.standard_normal(dim, dtype=np.float32) * noise)) for t in targets]
+    queries += [(None, ClipSignature("q", empty, v)) for v in rng.standard_normal((n_queries // 2, dim),
+                                                                                  dtype=np.float32)]
+    ivf = base.model_copy(update={"index": "faiss", "ivf_min_clips": min(n // 2, 100_000)})
+    r = judge_all(sigs, copies, ivf)
+    ms, _, _ = query(r["index"], queries)
+    row("embeddings, IVFFlat", n, r["s"], f"{r['found']}/{len(copies)}", r["false"], ms)
+    del r
+    index = DuplicateIndex(None, base.model_copy(update={"index": "faiss", "ivf_min_clips": 10 * n}))
+    index._index([(sig.clip_id, sig) for sig in sigs])
+    ms, found, false = query(index, queries[::10])
+    row("embeddings, exact (IndexFlatIP)", n, None, f"{found}/{len(targets[::10])}", false, ms)
+
+
+def run_scale(sizes: list[int], dim: int, frames: int, n_queries: int, judge_max: int, parts: list[str],
+              key_bits: int) -> None:
     import faiss
 
-    base = DedupConfig(frames=frames, min_frames=min(4, frames))
-    views = base.views
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; {frames} frames x {views} views per "
-          f"clip, hash_bits {base.hash_bits}, min_frames {base.min_frames}, hash_flips {base.hash_flips}; "
+    base = DedupConfig(frames=frames, min_frames=min(4, frames), hash_key_bits=key_bits)
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; {frames} frames x {base.views} views "
+          f"per clip, hash_bits {base.hash_bits}, min_frames {base.min_frames}, hash_flips {base.hash_flips}; "
           f"{dim}-d embeddings, cosine >= {base.embedding_cosine}, nprobe {base.ivf_nprobe}")
     print("Planted copies: every hash 6 random bits off / the embedding plus noise to cosine ~0.97.\n"
           "dedup s: one `judge` of all N clips (1% planted copies) into an empty index, the whole dedup of N "
@@ -193,51 +245,14 @@ def run_scale(sizes: list[int], dim: int, frames: int, n_queries: int, judge_max
           "ms/query: one more clip against the N indexed (half planted copies, half new clips); found / false "
           "from the judge where it ran, else from the queries.")
     print(f"{'what':34s} {'N':>9s} {'dedup s':>8s} {'found':>11s} {'false':>6s} {'ms/query':>9s} {'peak GiB':>9s}")
-    empty = np.zeros((0, views), np.uint64)
     for n in sizes:
         rng = np.random.default_rng(n)
         copies = planted(rng, n)
-        hashes = random_hashes(rng, (n, frames, views))
-        for c, o in copies.items():
-            hashes[c] = flip_bits(rng, hashes[o], 6)
         targets = rng.choice(n - len(copies), n_queries // 2, replace=False)
-        queries = [(clip_id(t), ClipSignature("q", flip_bits(rng, hashes[t], 6))) for t in targets]
-        queries += [(None, ClipSignature("q", h)) for h in random_hashes(rng, (n_queries // 2, frames, views))]
-        multihash = base.model_copy(update={"index": "faiss", "hash_exact_max_clips": 0})
-        if n <= judge_max:
-            r = judge_all([ClipSignature(clip_id(i), hashes[i]) for i in range(n)], copies, multihash)
-            index = r["index"]
-            ms, _, _ = query(index, queries)
-            row("hashes, multi-index hashing", n, r["s"], f"{r['found']}/{len(copies)}", r["false"], ms)
-        else:  # the clips loaded as a later run loads them, then queried
-            index = DuplicateIndex(None, multihash)
-            index._index([(clip_id(i), ClipSignature(clip_id(i), hashes[i])) for i in range(n)])
-            ms, found, false = query(index, queries)
-            row("hashes, multi-index hashing", n, None, f"{found}/{len(targets)}", false, ms)
-        index.config = base.model_copy(update={"index": "faiss"})  # the same clips, searched exactly
-        ms, found, false = query(index, queries[::10])
-        row("hashes, exact (faiss flat)", n, None, f"{found}/{len(targets[::10])}", false, ms)
-        del hashes, index, queries
-        vectors = rng.standard_normal((n, dim), dtype=np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        noise = 0.25 / np.sqrt(dim)
-        for c, o in copies.items():
-            vectors[c] = vectors[o] + rng.standard_normal(dim, dtype=np.float32) * noise
-        sigs = [ClipSignature(clip_id(i), empty, vectors[i]) for i in range(n)]
-        queries = [(clip_id(t), ClipSignature("q", empty, vectors[t] + rng.standard_normal(dim, dtype=np.float32)
-                                              * noise)) for t in targets]
-        queries += [(None, ClipSignature("q", empty, v))
-                    for v in rng.standard_normal((n_queries // 2, dim), dtype=np.float32)]
-        ivf = base.model_copy(update={"index": "faiss", "ivf_min_clips": min(n // 2, 100_000)})
-        r = judge_all(sigs, copies, ivf)
-        ms, _, _ = query(r["index"], queries)
-        row("embeddings, IVFFlat", n, r["s"], f"{r['found']}/{len(copies)}", r["false"], ms)
-        del r
-        index = DuplicateIndex(None, base.model_copy(update={"index": "faiss", "ivf_min_clips": 10 * n}))
-        index._index([(sig.clip_id, sig) for sig in sigs])
-        ms, found, false = query(index, queries[::10])
-        row("embeddings, exact (IndexFlatIP)", n, None, f"{found}/{len(targets[::10])}", false, ms)
-        del sigs, vectors, index
+        if "hashes" in parts:
+            scale_hashes(n, rng, copies, targets, base, n_queries, judge_max)
+        if "embeddings" in parts:
+            scale_embeddings(n, rng, copies, targets, base, n_queries, dim)
 
 
 def main() -> None:
@@ -254,6 +269,8 @@ def main() -> None:
     c.add_argument("--dim", type=int, default=512)
     c.add_argument("--frames", type=int, default=DedupConfig().frames)
     c.add_argument("--queries", type=int, default=200)
+    c.add_argument("--hash-key-bits", type=int, default=DedupConfig().hash_key_bits)
+    c.add_argument("--parts", nargs="+", choices=["hashes", "embeddings"], default=["hashes", "embeddings"])
     c.add_argument("--judge-hashes-max", type=int, default=100_000,
                    help="run the whole hash dedup up to this N; beyond, time queries against the N loaded")
     args = parser.parse_args()
@@ -262,7 +279,8 @@ def main() -> None:
         work = args.work or Path(tempfile.mkdtemp(prefix="dedup-copies-"))
         run_sample(args.out, work, config)
     else:
-        run_scale(args.sizes, args.dim, args.frames, args.queries, args.judge_hashes_max)
+        run_scale(args.sizes, args.dim, args.frames, args.queries, args.judge_hashes_max, args.parts,
+                  args.hash_key_bits)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from curation.config_section import _Section
+from curation.dedup_search import EmbeddingSearch, HashSearch
 
 FORMAT_VERSION = 1
 ID_BYTES = 64  # clip ids are stored as fixed-width bytes (`<16 hex>-<start>-<end>` is under 40)
@@ -72,12 +73,17 @@ class DedupConfig(_Section):
     exact_max_clips: int = Field(2_000, ge=0, description="`auto` switches to faiss above this many indexed clips.")
     hash_exact_max_clips: int = Field(
         100_000, ge=0, description="faiss: hashes are compared with every indexed hash (IndexBinaryFlat, exact) up "
-        "to this many indexed clips; beyond, multi-index hashing (IndexBinaryMultiHash, four 16-bit keys) only "
-        "compares frames that share a key up to hash_flips flipped bits."
+        "to this many indexed clips; beyond, multi-index hashing (IndexBinaryMultiHash) only compares frames that "
+        "share a key up to hash_flips flipped bits."
+    )
+    hash_key_bits: int = Field(
+        16, ge=8, le=32, description="Multi-index hashing: bits per key; the hash is split into 64 // this many keys "
+        "(16: four keys). Longer keys make smaller buckets (faster at millions of clips) but fewer keys."
     )
     hash_flips: int = Field(
-        0, ge=0, le=2, description="Multi-index hashing: flipped bits probed per key (0: frames within 3 bits are "
-        "always found, farther ones when one quarter of the hash agrees; each flip costs about 20x)."
+        0, ge=0, le=2, description="Multi-index hashing: flipped bits probed per key. With K keys, frames within "
+        "K x (flips + 1) - 1 bits are always found (16-bit keys, 0 flips: 3 bits), farther ones when one key agrees; "
+        "each flip costs about 20x."
     )
     ivf_min_clips: int = Field(
         100_000, ge=10_000, description="faiss: embeddings are searched exactly (IndexFlatIP) up to this many, "
@@ -85,7 +91,7 @@ class DedupConfig(_Section):
     )
     ivf_lists: int | None = Field(
         None, ge=1, description="Inverted-file lists (null: 4 x sqrt of the clips indexed when it is trained, faiss's "
-        "rule of thumb; it is trained on up to 64 clips per list, so ivf_min_clips should be at least 39 x this)."
+        "rule of thumb; it is trained on the first 40 clips per list, so ivf_min_clips should be at least 40 x this)."
     )
     ivf_nprobe: int = Field(16, ge=1, description="Inverted-file lists searched per query.")
 
@@ -252,160 +258,6 @@ def unit(embedding: np.ndarray | Sequence[float]) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-# --- search structures --------------------------------------------------------------------------------------------
-class _Grow:
-    """An append-only numpy array with amortised growth."""
-
-    def __init__(self, dtype: np.dtype | type, width: int | None = None) -> None:
-        self.width = width
-        self.data = np.zeros((1024,) if width is None else (1024, width), dtype)
-        self.size = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        n = len(values)
-        if self.size + n > len(self.data):
-            cap = max(2 * len(self.data), self.size + n)
-            shape = (cap,) if self.width is None else (cap, self.width)
-            grown = np.zeros(shape, self.data.dtype)
-            grown[:self.size] = self.data[:self.size]
-            self.data = grown
-        self.data[self.size:self.size + n] = values
-        self.size += n
-
-    @property
-    def view(self) -> np.ndarray:
-        return self.data[:self.size]
-
-
-class _HashSearch:
-    """Every view hash of every indexed frame (frame-major: code c is view c % views of frame c // views) and each
-    frame's clip ordinal. Radius search: numpy popcount, faiss IndexBinaryFlat (both exact), or faiss
-    IndexBinaryMultiHash (4 keys of 16 bits; finds the pairs of which some key is within `flips` bits)."""
-
-    def __init__(self, views: int) -> None:
-        self.views = views
-        self.codes = _Grow(np.uint64)
-        self.frame_owner = _Grow(np.int32)
-        self._faiss = None  # the faiss index in use, holding codes[:_faiss_size]
-        self._faiss_size = 0
-
-    def add(self, owners: np.ndarray, hashes: np.ndarray) -> None:
-        """Frames (rows of `hashes`) of the clips `owners` (one ordinal per row)."""
-        self.frame_owner.extend(owners)
-        self.codes.extend(hashes.reshape(-1))
-
-    def pairs(self, hashes: np.ndarray, bits: int, mode: str, flips: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(query frame, indexed frame) pairs that match: a whole-frame hash within `bits` of any view.
-        `mode`: "numpy", "flat" or "multihash" (probing `flips` flipped bits per key)."""
-        if len(hashes) == 0 or self.codes.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        flat = hashes.reshape(-1)
-        if mode == "numpy":
-            q, c = _within(flat, self.codes.view, bits)
-        else:
-            index = self._faiss_index(mode)
-            if mode == "multihash":
-                index.nflip = flips
-            lims, _, ids = index.range_search(_as_bytes(flat), bits + 1)  # faiss: distance < radius
-            q = np.repeat(np.arange(len(flat)), np.diff(lims.astype(np.int64)))
-            c = ids.astype(np.int64)
-        keep = (q % self.views == 0) | (c % self.views == 0)  # whole frame against any view, never crop-crop
-        return q[keep] // self.views, c[keep] // self.views
-
-    def _faiss_index(self, mode: str):  # noqa: ANN202 - a faiss index
-        import faiss
-
-        kind = faiss.IndexBinaryFlat if mode == "flat" else faiss.IndexBinaryMultiHash
-        if not isinstance(self._faiss, kind):
-            self._faiss = faiss.IndexBinaryFlat(64) if mode == "flat" else faiss.IndexBinaryMultiHash(64, 4, 16)
-            self._faiss_size = 0
-        if self._faiss_size < self.codes.size:
-            self._faiss.add(_as_bytes(self.codes.view[self._faiss_size:]))
-            self._faiss_size = self.codes.size
-        return self._faiss
-
-
-def _within(queries: np.ndarray, codes: np.ndarray, bits: int, block: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
-    """Exact radius search by popcount: (query, code) index pairs at most `bits` apart, in blocks of about
-    `block` comparisons."""
-    qs, cs = [], []
-    q_step = min(len(queries), 4096)
-    c_step = max(1, block // q_step)
-    for i in range(0, len(queries), q_step):
-        for j in range(0, len(codes), c_step):
-            qi, ci = np.nonzero(np.bitwise_count(queries[i:i + q_step, None] ^ codes[None, j:j + c_step]) <= bits)
-            qs.append(qi + i)
-            cs.append(ci + j)
-    return np.concatenate(qs), np.concatenate(cs)
-
-
-class _EmbeddingSearch:
-    """Unit embeddings with their clip ordinals; the clips at least `cosine` similar to a query.
-
-    Exact: a numpy matrix product. faiss: the vectors move into an IndexFlatIP (and out of numpy, so memory is
-    held once), which becomes an IndexIVFFlat trained on the first clips when they pass `ivf_min_clips`."""
-
-    def __init__(self, dim: int, config: DedupConfig) -> None:
-        self.dim = dim
-        self.config = config
-        self.vectors = _Grow(np.float32, dim)  # not yet in the faiss index
-        self.owner = _Grow(np.int64)  # every vector's clip ordinal (faiss ids are positions in this)
-        self._faiss = None
-        self._faiss_size = 0
-
-    def add(self, ordinals: np.ndarray, vectors: np.ndarray) -> None:
-        self.vectors.extend(vectors)
-        self.owner.extend(ordinals)
-
-    def similar(self, vectors: np.ndarray, use_faiss: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(query row, indexed clip ordinal) pairs with cosine >= the threshold."""
-        threshold = self.config.embedding_cosine
-        vectors = np.ascontiguousarray(vectors, np.float32)
-        qs, rows = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        if use_faiss and self.vectors.size:
-            self._to_faiss()
-        if self._faiss is not None:
-            lims, _, ids = self._faiss.range_search(vectors, threshold)
-            qs.append(np.repeat(np.arange(len(vectors)), np.diff(lims.astype(np.int64))))
-            rows.append(ids.astype(np.int64))
-        stored = self.vectors.view  # not in faiss (yet)
-        for i in range(0, len(vectors), 1024):
-            ri, qi = np.nonzero(stored @ vectors[i:i + 1024].T >= threshold)
-            qs.append(qi + i)
-            rows.append(ri + self._faiss_size)
-        return np.concatenate(qs), self.owner.view[np.concatenate(rows)]
-
-    def _to_faiss(self) -> None:
-        """Move the numpy vectors into the faiss index (switching to an inverted file past ivf_min_clips)."""
-        import faiss
-
-        total = self._faiss_size + self.vectors.size
-        if self._faiss is None:
-            self._faiss = faiss.IndexFlatIP(self.dim)
-        if isinstance(self._faiss, faiss.IndexFlatIP) and total > self.config.ivf_min_clips:
-            flat = self._faiss
-            stored = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
-            everything = np.concatenate([stored, self.vectors.view])
-            nlist = self.config.ivf_lists or int(min(65536, 4 * np.sqrt(total)))
-            quantizer = faiss.IndexFlatIP(self.dim)
-            ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            ivf.cp.seed = 1234
-            ivf.train(everything[:64 * nlist])  # the first clips, in commit order
-            ivf.nprobe = self.config.ivf_nprobe
-            ivf.add(everything)
-            self._quantizer = quantizer  # the inverted file does not own its quantizer
-            self._faiss = ivf
-        else:
-            self._faiss.add(self.vectors.view)
-        self._faiss_size = total
-        self.vectors = _Grow(np.float32, self.dim)
-
-
-def _as_bytes(hashes: np.ndarray) -> np.ndarray:
-    """uint64 hashes as faiss binary codes (8 bytes each, most significant first)."""
-    return np.ascontiguousarray(np.asarray(hashes, np.uint64).astype(">u8")).view(np.uint8).reshape(-1, 8)
-
-
 # --- the index ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClipSignature:
@@ -429,8 +281,8 @@ class DuplicateIndex:
         self.config = config or DedupConfig()
         self.kept: list[str] = []  # ordinal -> clip_id, in commit order
         self.decisions: dict[str, str | None] = {}  # every judged clip -> the kept clip it duplicates, or None
-        self._hashes = _HashSearch(self.config.views)
-        self._embeddings: _EmbeddingSearch | None = None
+        self._hashes = HashSearch(self.config.views, self.config.hash_key_bits)
+        self._embeddings: EmbeddingSearch | None = None
         self._pending: list[tuple[ClipSignature, str | None]] = []
         if self.root is not None:
             for path in self.commit_files():
@@ -481,10 +333,12 @@ class DuplicateIndex:
                         found[c].add(o)
         with_embedding = [i for i, sig in enumerate(batch) if sig.embedding is not None]
         if with_embedding and self._embeddings is not None:
-            vectors = np.stack([unit(batch[i].embedding) for i in with_embedding])
-            q, owners = self._embeddings.similar(vectors, self.use_faiss)
-            for qi, o in zip(q.tolist(), owners.tolist(), strict=True):
-                found[with_embedding[qi]].add(o)
+            for start in range(0, len(with_embedding), 65536):
+                part = with_embedding[start:start + 65536]
+                vectors = np.stack([unit(batch[i].embedding) for i in part])
+                q, owners = self._embeddings.similar(vectors, self.use_faiss)
+                for qi, o in zip(q.tolist(), owners.tolist(), strict=True):
+                    found[part[qi]].add(o)
         return [sorted(f) for f in found]
 
     def match(self, hashes: np.ndarray, embedding: np.ndarray | None = None) -> str | None:
@@ -590,11 +444,15 @@ class DuplicateIndex:
         self._hashes.add(owners, np.concatenate(hashes))
         with_embedding = [(first + i, sig) for i, (_, sig) in enumerate(clips) if sig.embedding is not None]
         if with_embedding:
-            vectors = np.stack([unit(sig.embedding) for _, sig in with_embedding])
+            dim = np.size(with_embedding[0][1].embedding)
             if self._embeddings is None:
-                self._embeddings = _EmbeddingSearch(vectors.shape[1], self.config)
-            if vectors.shape[1] != self._embeddings.dim:
-                raise ValueError(f"embeddings have {vectors.shape[1]} dimensions, the index {self._embeddings.dim}")
+                self._embeddings = EmbeddingSearch(dim, self.config)
+            vectors = np.empty((len(with_embedding), self._embeddings.dim), np.float16)
+            for row, (_, sig) in enumerate(with_embedding):
+                if np.size(sig.embedding) != self._embeddings.dim:
+                    raise ValueError(f"embedding of {sig.clip_id} has {np.size(sig.embedding)} dimensions, the "
+                                     f"index {self._embeddings.dim}")
+                vectors[row] = unit(sig.embedding)
             self._embeddings.add(np.array([o for o, _ in with_embedding], np.int64), vectors)
 
     def _check(self, hashes: np.ndarray) -> np.ndarray:

@@ -265,3 +265,17 @@ def test_config_checked():
     index = DuplicateIndex(None, DedupConfig())
     with pytest.raises(ValueError, match="views"):
         index.add("x", np.zeros((8, 1), np.uint64))
+
+
+def test_multihash_key_layout():
+    """Longer keys (fewer tables) still find copies within the guaranteed radius: 3 keys of 21 bits, 0 flips,
+    find every frame within 2 bits."""
+    rng = np.random.default_rng(2)
+    config = DedupConfig(index="faiss", hash_exact_max_clips=0, hash_key_bits=21)
+    index = DuplicateIndex(None, config)
+    originals = rng.integers(0, 2**63, (50, 8, config.views), dtype=np.uint64)
+    for j, h in enumerate(originals):
+        index.add(f"c{j:02d}", h)
+    near = originals[9] ^ np.uint64(0b101) << np.uint64(30)  # 2 bits off in every hash
+    assert index.match(near) == "c09"
+    assert index._hashes._faiss.nhash == 3
