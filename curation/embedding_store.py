@@ -1,9 +1,11 @@
 """CLIP clip embeddings beside clips.parquet, keyed by clip_id (data contract: OUT layout).
 
-As a run goes, each committed batch (a source's clips, or any batch with a file-name-safe key) is written whole
-to `OUT/_work/embeddings/<key>.npz` (`clip_ids` [n] str, `embeddings` [n, D] float32, `meta` a JSON string)
-under a temp name and renamed, so a killed run leaves whole batches or none, and a re-run embeds only the clips
-no batch holds. `OUT/embeddings.parquet` (`clip_id` string, `embedding` fixed-size list<float32>[D], sorted by
+As a run goes, each batch (any file-name-safe key) is written whole to `OUT/_work/embeddings/<key>.npz`
+(`clip_ids` [n] str, `embeddings` [n, D] float32, `meta` a JSON string) under a temp name and renamed, so a killed
+run leaves whole batches or none, and a re-run embeds only the clips no batch holds. A worker writes one batch per
+clip (keyed by its clip_id); when the driver commits a source, `merge` folds that source's clip batches into one
+`src-<source key>.npz` and removes them, so the folder holds about one file per source, not per clip.
+`OUT/embeddings.parquet` (`clip_id` string, `embedding` fixed-size list<float32>[D], sorted by
 clip_id; the model in the schema metadata) is derived from the batches, like the other tables.
 """
 
@@ -58,6 +60,36 @@ class EmbeddingStore:
                      meta=np.array(json.dumps(meta or {}, sort_keys=True)))
         os.replace(tmp, path)
         return path
+
+    def merge(self, key: str, clip_ids: list[str]) -> int:
+        """Fold the one-clip batches of `clip_ids` (a committed source's clips) into batch `src-<key>` and remove
+        them; returns how many clips it merged. Killed between the write and the removals, the merged batch is the
+        newest and holds the same vectors, so nothing is lost or changed."""
+        paths = [self.batch_path(cid) for cid in clip_ids if _KEY.match(cid)]
+        paths = [p for p in paths if p.exists()]
+        if not paths:
+            return 0
+        target = self.batch_path(f"src-{key}")
+        rows: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {}
+        for path in ([target] if target.exists() else []) + paths:  # a resumed run adds clips to a merged source
+            batch_ids, matrix, meta = self.read_batch(path)
+            rows.update(zip(batch_ids, matrix, strict=True))
+        self.write_batch(target.stem, list(rows), np.stack(list(rows.values())), meta)
+        for path in paths:
+            path.unlink(missing_ok=True)
+        return len(paths)
+
+    def merge_committed(self, commits: dict[str, dict]) -> int:
+        """Merge the one-clip batches left beside committed sources (`OutStore.committed()`: a run killed between
+        a commit and its merge); returns how many clips it merged."""
+        loose = {p.stem for p in self.batch_files() if not p.stem.startswith("src-")}
+        merged = 0
+        for key, commit in commits.items():
+            ids = [c["clip_id"] for c in commit.get("clips", []) if c["clip_id"] in loose] if loose else []
+            if ids:
+                merged += self.merge(key, ids)
+        return merged
 
     def batch_files(self) -> list[Path]:
         """Whole batch files, oldest first (a clip id in several batches: the newest wins)."""

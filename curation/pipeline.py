@@ -104,7 +104,9 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     decide(store, cfg)
     tables = store.rebuild_tables()
     if stages.clip:
-        tables["embeddings"] = EmbeddingStore(store.root).rebuild()
+        embeddings = EmbeddingStore(store.root)
+        embeddings.merge_committed(store.committed())
+        tables["embeddings"] = embeddings.rebuild()
     summary = summarize(store, len(scanned.sources) - len(todo), time.time() - started)
     summary.skipped_files = skipped
     write_report(store, summary, stages=stage_runs(stages), thresholds=thresholds(cfg))
@@ -291,6 +293,7 @@ class CommitTracker:
 
     def __init__(self, store: OutStore, total: int, progress: bool = True):
         self.store = store
+        self.embeddings = EmbeddingStore(store.root)
         self.bar = tqdm(total=total, desc="sources", unit="src", disable=not progress)
         self.plans: dict[str, SourcePlan] = {}
         self.results: dict[str, dict[str, ClipResult]] = defaultdict(dict)
@@ -309,7 +312,9 @@ class CommitTracker:
     def _maybe_commit(self, key: str) -> None:
         plan = self.plans.get(key)
         if plan is not None and set(plan.extract) <= set(self.results[key]):
-            self.store.commit(key, source_commit(plan, self.results.pop(key)))
+            results = self.results.pop(key)
+            self.store.commit(key, source_commit(plan, results))
+            self.embeddings.merge(key, list(results))
             del self.plans[key]
             self.bar.update(1)
 

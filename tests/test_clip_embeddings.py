@@ -284,6 +284,25 @@ def test_store_appends_batches_resumes_and_derives_the_table(tmp_path: Path):
         store.batch_path("../x")
 
 
+def test_merge_folds_one_clip_batches_into_their_source(tmp_path: Path):
+    store = EmbeddingStore(tmp_path)
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(4, 8)).astype(np.float32)
+    for cid, vector in zip(["c0", "c1", "c2"], vectors, strict=False):
+        store.write_batch(cid, [cid], vector[None, :], meta={"model": "tiny"})
+    assert store.merge("abc", ["c0", "c1", "gone"]) == 2
+    assert sorted(p.name for p in store.batch_files()) == ["c2.npz", "src-abc.npz"]
+    # a resumed run adds a re-embedded clip to the merged source: its newer vector wins
+    store.write_batch("c1", ["c1"], vectors[3][None, :], meta={"model": "tiny"})
+    assert store.merge("abc", ["c1"]) == 1 and store.merge("abc", ["c1"]) == 0
+    ids, matrix, meta = store.read_batch(store.batch_path("src-abc"))
+    assert ids == ["c0", "c1"] and np.array_equal(matrix, vectors[[0, 3]]) and meta == {"model": "tiny"}
+    # one-clip batches left beside a committed source (killed between commit and merge) are swept up
+    assert store.merge_committed({"def": {"clips": [{"clip_id": "c2"}]}, "abc": {"clips": []}}) == 1
+    assert sorted(p.name for p in store.batch_files()) == ["src-abc.npz", "src-def.npz"]
+    assert store.load()[0] == ["c0", "c1", "c2"]
+
+
 def test_an_empty_store():
     ids, matrix = load_embeddings("/nonexistent-out")
     assert ids == [] and matrix.shape == (0, 0)

@@ -77,6 +77,8 @@ def test_clip_scores_and_selection_through_the_local_executor(tmp_path: Path, ca
     assert all(len(tags) >= 1 for tags in clips.scene_tags)
     ids = pq.read_table(out / "embeddings.parquet").column("clip_id").to_pylist()
     assert sorted(ids) == sorted(clips.index)
+    batches = sorted(p.name for p in (out / "_work" / "embeddings").glob("*.npz"))
+    assert len(batches) == 3 and all(name.startswith("src-") for name in batches)  # one batch per source
     # the known head: 5 + HEAD . embedding
     from curation.embedding_store import load_embeddings
 
