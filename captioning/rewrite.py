@@ -130,7 +130,8 @@ def _vllm_rewrite(messages: list[dict[str, Any]], cfg: CaptionConfig, with_image
     connect_ray(address)  # the project's one connection: an embedded Ray stays on loopback
 
     v = cfg.vllm
-    engine = {"tensor_parallel_size": v.tensor_parallel_size, "max_model_len": v.max_model_len}
+    engine = {"tensor_parallel_size": v.tensor_parallel_size, "max_model_len": v.max_model_len,
+              "load_format": "safetensors"}
     media: dict[str, Any] = {}
     if with_image:
         engine["limit_mm_per_prompt"] = {"image": 1}

@@ -73,7 +73,7 @@ class TransformersCaptioner:
         self.processor = AutoProcessor.from_pretrained(t.model_path, local_files_only=True)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
         self.model = AutoModelForImageTextToText.from_pretrained(
-            t.model_path, local_files_only=True, dtype=resolve_dtype(t.dtype, self.device),
+            t.model_path, local_files_only=True, use_safetensors=True, dtype=resolve_dtype(t.dtype, self.device),
             attn_implementation=t.attn_implementation).to(self.device).eval()
         self.video = uses_video(self.model_type, t.media)
         self.torch = torch

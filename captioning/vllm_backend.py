@@ -71,6 +71,7 @@ def engine_kwargs(cfg: CaptionConfig, clips_dir: str) -> dict[str, Any]:
         "limit_mm_per_prompt": limits,
         "allowed_local_media_path": str(Path(clips_dir).resolve()),
         "trust_remote_code": v.family == "internvl2",
+        "load_format": "safetensors",  # never a pickled .bin/.pt from the model folder
     }
 
 

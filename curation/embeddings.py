@@ -38,9 +38,9 @@ class EmbeddingConfig(BaseModel):
         "the -quickgelu names). A weights folder brings its own (open_clip_config.json) and this is not read."
     )
     weights: str | None = Field(
-        None, description="Local CLIP weights: a file as published (.safetensors, open_clip .bin/.pt, OpenAI .pt), "
-        "or a folder holding open_clip_config.json and its weights (`droplet models fetch clip-vit-b-32 DIR`). "
-        "null: the stage is skipped."
+        None, description="Local CLIP weights: a file as published (.safetensors, or an open_clip .bin/.pt state "
+        "dict, read with weights_only=True: OpenAI's TorchScript .pt is refused), or a folder holding "
+        "open_clip_config.json and its weights (`droplet models fetch clip-vit-b-32 DIR`). null: the stage is skipped."
     )
     frames: int = Field(3, ge=1, le=32, description="Frames per clip: the middle frame of each of this many equal "
                         "parts of the clip (so not its first or last frame).")

@@ -21,7 +21,8 @@ class TextEncoder:
 
     @classmethod
     def from_folders(cls, encoder_dir, tokenizer_dir, max_length: int = 400, dtype: torch.dtype = torch.float32):
-        encoder = T5EncoderModel.from_pretrained(encoder_dir, torch_dtype=dtype)
+        """The encoder's safetensors weights (a pickled .bin is refused) and its tokenizer."""
+        encoder = T5EncoderModel.from_pretrained(encoder_dir, torch_dtype=dtype, use_safetensors=True)
         return cls(encoder, AutoTokenizer.from_pretrained(tokenizer_dir), max_length)
 
     @property

@@ -13,8 +13,9 @@ SCALING_FACTOR_5B = 0.7
 
 
 def load_vae(folder, dtype: torch.dtype = torch.float32, tiling: bool = False, slicing: bool = False):
-    """Read a diffusers-format VAE folder; tiling/slicing trade speed for memory at large sizes."""
-    vae = AutoencoderKLCogVideoX.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=False)
+    """Read a diffusers-format VAE folder (safetensors weights only); tiling/slicing trade speed for memory."""
+    vae = AutoencoderKLCogVideoX.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=False,
+                                                 use_safetensors=True)
     set_memory_savers(vae, tiling=tiling, slicing=slicing)
     return vae.eval()
 

@@ -2,7 +2,9 @@
 
 Under ZeRO-2 only rank 0 writes the model-states file, so DeepSpeed's `client_state` would hand every rank rank 0's
 state. Each rank's step, RNG states, data cursor and EMA shard therefore go into `trainer_state_rank{R}.pt`
-beside DeepSpeed's files, in the same tag folder.
+beside DeepSpeed's files, in the same tag folder. That file holds only tensors and plain Python values (the NumPy
+RNG state as a list), so it is read back with `torch.load(..., weights_only=True)`; DeepSpeed's own files are the
+one pickle this project reads (`engine.load_checkpoint`), and only from the run's own checkpoint folder.
 """
 
 from __future__ import annotations
@@ -30,9 +32,14 @@ def rank_state_path(folder: Path, tag: str, rank: int) -> Path:
     return Path(folder) / tag / f"trainer_state_rank{rank:05d}.pt"
 
 
+# what a trainer-state file written before the NumPy state became a list holds besides tensors and plain values
+_LEGACY_NUMPY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]
+
+
 def rng_state(generator: torch.Generator) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "generator": generator.get_state()}
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (name, key.tolist(), int(pos), int(has_gauss), float(gauss)),
+             "torch": torch.get_rng_state(), "generator": generator.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -40,7 +47,8 @@ def rng_state(generator: torch.Generator) -> dict:
 
 def set_rng_state(state: dict, generator: torch.Generator) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, key, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     generator.set_state(state["generator"])
     if "cuda" in state and torch.cuda.is_available():
@@ -96,6 +104,13 @@ def restore_layout(tag_folder: Path, work: Path) -> Path:
     return work
 
 
+def read_rank_state(path: Path) -> dict:
+    """A trainer-state file, read without unpickling anything but tensors and plain values (`weights_only=True`;
+    NumPy arrays allowed too, for files written when the NumPy RNG state was stored as an array)."""
+    with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_checkpoint(engine, folder: Path, rank: int, world_size: int = 1) -> dict | None:
     """Load the latest checkpoint into the engine; returns this rank's trainer state (None: nothing to resume)."""
     tag = latest_tag(folder)
@@ -110,4 +125,4 @@ def load_checkpoint(engine, folder: Path, rank: int, world_size: int = 1) -> dic
     if load_path is None:
         raise RuntimeError(f"DeepSpeed could not load {folder}/{tag}")
     log.info("resumed from %s/%s", folder, tag)
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return read_rank_state(path)
