@@ -16,6 +16,7 @@ from tqdm import tqdm
 from captioning.config import CaptionConfig
 from runtime.atomic import write_parquet_atomic
 from runtime.lock import lock_config
+from runtime.out_lock import hold_folder_lock
 from shards.captions import CAPTION_SCHEMA, latest_captions
 from shards.layout import OutLayout
 
@@ -99,8 +100,9 @@ def make_backend(cfg: CaptionConfig, out: Path, address: str | None):
 
 
 def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, shard: bool = True) -> CaptionSummary:
-    """Caption what needs it, commit as it goes, rebuild captions.parquet, then shard. The backend's local
-    paths are checked first (`runtime.paths.MissingPath`, a ValueError): before Ray starts or OUT is locked."""
+    """Caption what needs it, commit as it goes, rebuild captions.parquet, then shard, holding
+    `OUT/_work/caption.lock` throughout (another caption on `out` raises `FolderBusy`). The backend's local paths
+    are checked first (`runtime.paths.MissingPath`, a ValueError): before Ray starts or OUT is locked."""
     from runtime.paths import require_local_paths
     from runtime.ray_connect import ray_target
 
@@ -110,8 +112,13 @@ def run_caption(out_dir: str, cfg: CaptionConfig, address: str | None = None, sh
     clips_path = OutLayout(out).clips_parquet
     if not clips_path.exists():
         raise ValueError(f"{out} has no clips.parquet: run `droplet curate INPUT {out}` first")
+    with hold_folder_lock(OutLayout(out).caption_lock, out, "caption"):
+        return _caption(out, cfg, address, shard, started)
+
+
+def _caption(out: Path, cfg: CaptionConfig, address: str | None, shard: bool, started: float) -> CaptionSummary:
     lock_caption_config(out, cfg)
-    kept = [row for row in pq.read_table(clips_path).to_pylist() if row["keep"]]
+    kept = [row for row in pq.read_table(OutLayout(out).clips_parquet).to_pylist() if row["keep"]]
     latest = latest_captions(read_caption_rows(out))
     todo = [c for c in kept if c["clip_id"] not in latest or latest[c["clip_id"]]["error"] is not None]
     summary = CaptionSummary(clips=len(kept), todo=len(todo))
@@ -170,8 +177,14 @@ def import_captions(out_dir: str | Path, texts: dict[str, str], model: str, cfg:
                     progress: bool = True) -> CaptionSummary:
     """Caption rows from imported captions (clip_id -> text) for the kept clips that have none yet (or whose
     newest row is an error), checked by QA like any backend's, committed and derived like `run_caption`'s."""
-    started = time.time()
     out = Path(out_dir)
+    with hold_folder_lock(OutLayout(out).caption_lock, out, "import-droplet"):  # the lock caption takes
+        return _import_captions(out, texts, model, cfg, progress)
+
+
+def _import_captions(out: Path, texts: dict[str, str], model: str, cfg: CaptionConfig,
+                     progress: bool) -> CaptionSummary:
+    started = time.time()
     kept = [row for row in pq.read_table(OutLayout(out).clips_parquet).to_pylist() if row["keep"]]
     latest = latest_captions(read_caption_rows(out))
     todo = [c for c in kept if c["clip_id"] in texts

@@ -42,6 +42,8 @@ from curation.rows import Analysis, Probe, SourceTask, unwrap, wrap
 from curation.stages import analyze_stage, clip_plans, plan_stage
 from curation.store import OutStore, source_key
 from curation.summary import CurateSummary, summarize
+from runtime.out_lock import hold_folder_lock
+from shards.layout import OutLayout
 
 log = logging.getLogger("droplet.import")
 
@@ -293,6 +295,12 @@ def run_import(csv_path: str, video_dir: str, out: str, cfg: CurateConfig, capti
     if not folder.is_dir():
         raise ValueError(f"video folder not found: {video_dir}")
     read_header(table, caption_column)
+    with hold_folder_lock(OutLayout(out).curate_lock, out, "import-droplet"):  # the lock curate takes
+        return _import_into(table, folder, out, cfg, caption_column, progress, started)
+
+
+def _import_into(table: Path, folder: Path, out: str, cfg: CurateConfig, caption_column: str | None,
+                 progress: bool, started: float) -> ImportSummary:
     store = OutStore(out)
     store.lock_config(cfg.fingerprint(), cfg.model_dump(mode="json"))
     store.prepare()

@@ -36,7 +36,9 @@ from curation.rows import ClipResult, Failure, Probe, SourcePlan, SourceTask, un
 from curation.stages import TransNetV2Stage, analyze_stage, clip_plans, extract_stage, plan_stage, probe_stage
 from curation.store import OutStore, source_key
 from curation.summary import CurateSummary, summarize
+from runtime.out_lock import hold_folder_lock
 from runtime.ray_connect import ray_target
+from shards.layout import OutLayout
 
 log = logging.getLogger("droplet.curate")
 
@@ -75,7 +77,13 @@ def _dataset(items: list):
 
 
 def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | None = None) -> CurateSummary:
-    """Curate every source named by `input_value` into `out`. Raises ValueError for unusable input."""
+    """Curate every source named by `input_value` into `out`, holding `OUT/_work/curate.lock` throughout (another
+    curate on `out` raises `FolderBusy`). Raises ValueError for unusable input."""
+    with hold_folder_lock(OutLayout(out).curate_lock, out, "curate"):
+        return _curate(input_value, out, cfg, address)
+
+
+def _curate(input_value: str, out: str, cfg: CurateConfig, address: str | None) -> CurateSummary:
     started = time.time()
     store = OutStore(out)
     store.lock_config(cfg.fingerprint(), cfg.model_dump(mode="json"))

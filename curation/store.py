@@ -38,12 +38,20 @@ class OutStore:
         self.log_path = layout.curate_log
 
     def prepare(self) -> None:
-        """Create the folders; remove temp files a killed run left (finished files always have their name)."""
+        """Create the folders; remove temp files a killed curate left (finished files always have their name).
+        Captioning's temp files are left alone: `droplet caption` may be writing them on this OUT right now."""
         for d in (self.root, self.clips_dir, self.work / "probes", self.work / "plans", self.work / "clips",
                   self.work / "sources"):
             d.mkdir(parents=True, exist_ok=True)
-        for leftover in [*self.clips_dir.glob("*.tmp-*"), *self.work.glob("*/.*.tmp-*"), *self.root.glob(".*.tmp-*")]:
+        for leftover in self.leftover_temp_files():
             leftover.unlink(missing_ok=True)
+
+    def leftover_temp_files(self) -> list[Path]:
+        """Temp files of curate's own outputs (`.<name>.tmp-<pid>`), not captioning's."""
+        captioning = {self.layout.caption_config.name, self.layout.captions_parquet.name}
+        work = [p for p in self.work.glob("*/.*.tmp-*") if p.parent != self.layout.caption_batches]
+        root = [p for p in self.root.glob(".*.tmp-*") if p.name[1:].rsplit(".tmp-", 1)[0] not in captioning]
+        return [*self.clips_dir.glob("*.tmp-*"), *work, *root]
 
     def lock_config(self, fingerprint: dict, full: dict) -> None:
         """Write OUT/config.yaml, or check that the existing one was made with the same settings."""

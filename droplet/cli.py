@@ -123,11 +123,12 @@ def _caption_config(args: argparse.Namespace):  # noqa: ANN202
 
 def _cmd_caption(args: argparse.Namespace) -> int:
     from captioning.pipeline import run_caption
+    from shards.writer import ShardsBusy
 
     cfg = _caption_config(args)
     try:
         summary = run_caption(args.out, cfg, address=args.address, shard=not args.no_shard)
-    except ValueError as exc:
+    except (ValueError, ShardsBusy) as exc:  # ShardsBusy: the captions are committed, the shards not written
         raise UsageError(str(exc)) from None
     print(f"\ncaption summary ({args.out}, backend {cfg.backend})")
     print(f"  kept clips            {summary.clips}")
@@ -155,10 +156,11 @@ def _refresh_report(out: str) -> None:
 
 def _cmd_shard(args: argparse.Namespace) -> int:
     from captioning.pipeline import run_shard
+    from shards.writer import ShardsBusy
 
     try:
         report = run_shard(args.out, _caption_config(args))
-    except ValueError as exc:
+    except (ValueError, ShardsBusy) as exc:
         raise UsageError(str(exc)) from None
     print(f"shard summary ({args.out}/shards): {report}")
     _refresh_report(args.out)

@@ -20,9 +20,11 @@ class OutLayout:
         self.dedup_dir = root / "dedup"  # the near-duplicate index: commit-<n>.npz, appended run after run
         self.embeddings_parquet, self.embedding_batches = root / "embeddings.parquet", self.work / "embeddings"
         self.decisions = self.work / "decisions.json"  # near-duplicate and selection decisions of the last run
+        self.curate_lock = self.work / "curate.lock"  # one curate (or import-droplet) per OUT at a time
         # captioning
         self.caption_config, self.captions_parquet = root / "caption_config.yaml", root / "captions.parquet"
         self.caption_batches = self.work / "captions"
+        self.caption_lock = self.work / "caption.lock"  # one caption per OUT at a time
         # shards
         self.shards_dir = root / "shards"
 

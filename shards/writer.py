@@ -32,6 +32,10 @@ LOCK_NAME = ".lock"
 SKIP_REASONS = ("not_captioned", "qa_failed", "missing_file")
 
 
+class ShardsBusy(RuntimeError):
+    """Another shard writer holds the shards folder (one line)."""
+
+
 def plain(value):
     """`value` as plain JSON data: NaN/inf -> None, numpy scalars/arrays -> Python, dates -> ISO strings."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -119,7 +123,8 @@ def _locked(shards_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another shard writer is running on {shards_dir}") from None
+            raise ShardsBusy(f"another shard writer is running on {shards_dir} (it holds {shards_dir / LOCK_NAME}); "
+                             "wait for it to end") from None
         try:
             yield
         finally:
