@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -40,6 +41,14 @@ os.environ["RAY_AUTH_TOKEN_PATH"] = str(_TOKEN)
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
+# A shell's PATH without the project's venv: commands the README has typed after `source .venv/bin/activate` run
+# from it through `in_venv`, so a recipe that needs the venv on PATH (a Ray job's `python`) fails here if it lacks it.
+CLEAN_PATH = "/usr/bin:/bin"
+
+
+def in_venv(command: str) -> list[str]:
+    """`command` run as the README types it: in bash, after sourcing this test run's venv (`.venv` in a checkout)."""
+    return ["bash", "-c", f"source {shlex.quote(str(BIN / 'activate'))} && {command}"]
 
 
 def free_ports(n: int) -> list[int]:
@@ -122,7 +131,11 @@ def truth(sample_data: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory: pytest.TempPathFactory):
-    """One Ray head for the whole test run, on loopback and on free ports, started and stopped by its process id."""
+    """One Ray head for the whole test run, on loopback and on free ports, started and stopped by its process id.
+    Started as the README starts one: `ray start` after `source .venv/bin/activate`, from a PATH without the venv
+    (`env` is for clients run by absolute path; `clean_env` for commands typed after activating the venv)."""
+    if not (BIN / "activate").is_file():
+        pytest.fail(f"{BIN / 'activate'} missing: the tests run from the project's venv (`make test`)")
     ports = dict(zip(RAY_PORT_FLAGS, free_ports(len(RAY_PORT_FLAGS)), strict=True))
     port, dashboard = ports["--port"], ports["--dashboard-port"]
     log = (tmp_path_factory.mktemp("ray") / "head.log").open("w")
@@ -130,12 +143,12 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # keeps every Ray port on 127.0.0.1 (Ray 2.60)
            "RAY_AUTH_MODE": "token"}  # head and clients agree: the token is RAY_AUTH_TOKEN_PATH
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--dashboard-host",
-         "127.0.0.1", *(str(x) for item in ports.items() for x in item), "--min-worker-port", "0",
-         "--max-worker-port", "0", "--num-cpus", "2", "--disable-usage-stats"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )
+    clean_env = {**env, "PATH": CLEAN_PATH}
+    start = ["exec", "ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--dashboard-host",
+             "127.0.0.1", *(str(x) for item in ports.items() for x in item), "--min-worker-port", "0",
+             "--max-worker-port", "0", "--num-cpus", "2", "--disable-usage-stats"]
+    proc = subprocess.Popen(in_venv(shlex.join(start)), stdout=log, stderr=subprocess.STDOUT, env=clean_env,
+                            start_new_session=True)  # `exec`: the process id is ray start's
     url = f"http://127.0.0.1:{dashboard}"
     deadline = time.time() + 120
     while True:
@@ -151,7 +164,8 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
             raise RuntimeError(f"ray head did not start; see {log.name}")
         time.sleep(0.5)
     time.sleep(1.0)
-    yield {"address": f"127.0.0.1:{port}", "dashboard": url, "env": env, "ports": ports, "pid": proc.pid}
+    yield {"address": f"127.0.0.1:{port}", "dashboard": url, "env": env, "clean_env": clean_env, "ports": ports,
+           "pid": proc.pid}
     kill_tree(proc.pid, timeout=5)  # once it has run jobs, `ray start` and gcs_server sit out a SIGTERM
     log.close()
 

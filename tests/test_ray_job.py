@@ -1,18 +1,22 @@
-"""The curate entry point through `ray job submit --working-dir .` against the test run's local head."""
+"""The curate entry point through `ray job submit --working-dir .` against the test run's local head, typed as the
+README has it: the head was started, and the job is submitted, after `source .venv/bin/activate` from a PATH
+without the venv (the job's `python` is whatever the head's PATH finds)."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 
-from conftest import BIN, REPO, read_table
+from conftest import REPO, in_venv, read_table
 
 
 def test_curate_as_a_ray_job(ray_head, tiny_input, tmp_path):
     out = tmp_path / "out"
-    cmd = [str(BIN / "ray"), "job", "submit", "--address", ray_head["dashboard"], "--working-dir", str(REPO),
-           "--", "python", "-m", "droplet", "curate", str(tiny_input), str(out), "--no-progress"]
-    result = subprocess.run(cmd, env=ray_head["env"], capture_output=True, text=True, timeout=900, cwd=REPO)
+    submit = ["ray", "job", "submit", "--address", ray_head["dashboard"], "--working-dir", ".", "--", "python", "-m",
+              "droplet", "curate", str(tiny_input), str(out), "--no-progress"]
+    result = subprocess.run(in_venv(shlex.join(submit)), env=ray_head["clean_env"], capture_output=True, text=True,
+                            timeout=900, cwd=REPO)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "succeeded" in result.stdout + result.stderr
     sources = read_table(out, "sources").set_index("source")

@@ -5,8 +5,10 @@ files with each checkpoint (`ray.train.report` from all ranks: Ray merges them i
 `storage-path/name/`), and the last checkpoint carries the exported pipeline. Launching again with the same
 name and storage path resumes from the latest checkpoint. The data's URLs and kind (clips or `droplet precompute`
 latents) are resolved once, here, by the setup `droplet train` uses (`train.setup.plan_run`). This is the
-`ray job submit` entry point:
+`ray job submit` entry point (the head started, and the job submitted, from the activated venv: the job's
+`python` is the one on the head's PATH):
 
+    source .venv/bin/activate
     ray job submit --working-dir . -- python -m train.ray_launch --config configs/train-5b.yaml \\
         --data /shared/OUT --name droplet-5b --storage-path /shared/runs --num-workers 8 --use-gpu
 """
