@@ -17,6 +17,7 @@ one typed row to the next, and one line in `_analyze_and_extract` (and in `Local
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import defaultdict
@@ -283,8 +284,17 @@ def check_task(row: dict, cfg: CurateConfig, store: OutStore) -> dict:
     key = f"{store.root}:{cfg.model_dump_json()}"
     if key not in _CHECKS:
         _CHECKS.clear()
-        _CHECKS[key] = ClipCheckStage(cfg, store)
+        _CHECKS[key] = ClipCheckStage(task_ocr_threads(cfg), store)
     return _CHECKS[key](row)
+
+
+def task_ocr_threads(cfg: CurateConfig) -> CurateConfig:
+    """`cfg` with OCR on as many threads as a check task has CPUs (`ray.check_cpus`, at least one) when
+    `ocr.threads` is 0: ONNX Runtime's default of every core would oversubscribe a node running several tasks."""
+    if cfg.ocr.threads:
+        return cfg
+    threads = max(1, math.ceil(cfg.ray.check_cpus))
+    return cfg.model_copy(update={"ocr": cfg.ocr.model_copy(update={"threads": threads})})
 
 
 class CommitTracker:
