@@ -37,6 +37,7 @@ from curation.rows import ClipResult, Failure, Probe, SourcePlan, SourceTask, un
 from curation.stages import TransNetV2Stage, analyze_stage, clip_plans, extract_stage, plan_stage, probe_stage
 from curation.store import OutStore, source_key
 from curation.summary import CurateSummary, summarize
+from runtime.faults import maybe_fail
 from runtime.ray_connect import ray_target
 
 log = logging.getLogger("droplet.curate")
@@ -102,6 +103,9 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
         _analyze_and_extract(ok, store, cfg, tracker, with_ray)
         log.info("analysed and extracted %d sources at %.1f s", len(ok), time.time() - started)
         tracker.close()
+    retried = store.report_attempts()
+    if retried:
+        log.warning("retried after a failure: %s", ", ".join(f"{stage} {n}" for stage, n in sorted(retried.items())))
     decide(store, cfg)
     tables = store.rebuild_tables()
     if stages.clip:
@@ -248,7 +252,7 @@ def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateCo
             tracker.add(unwrap(row))
     if fresh:
         analyze_args = {"num_cpus": 1, "memory": cfg.analysis.task_memory_mb * 2**20}
-        ds = _dataset(fresh).map(analyze_stage, fn_kwargs={"cfg": cfg}, **analyze_args)
+        ds = _dataset(fresh).map(analyze_stage, fn_kwargs=stores, **analyze_args)
         if cfg.scenes.detector == "transnetv2":
             ds = ds.map(TransNetV2Stage, fn_constructor_kwargs={"cfg": cfg},
                         compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=1)
@@ -326,6 +330,7 @@ class CommitTracker:
             self.store.commit(key, source_commit(plan, results))
             self.embeddings.merge(key, list(results))
             del self.plans[key]
+            maybe_fail("commit")
             self.bar.update(1)
 
     def reject(self, key: str, source: str, failure: Failure, info: dict | None) -> None:

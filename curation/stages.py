@@ -28,6 +28,7 @@ from curation.rows import (
     wrap,
 )
 from curation.store import OutStore
+from runtime.faults import maybe_fail
 
 Planner = Callable[[Analysis, CurateConfig], tuple[list[dict], list, str | None]]
 """An analysed source -> its scenes rows, its `curation.clips.PlannedClip`s, a warning for its source row."""
@@ -67,11 +68,13 @@ def _analyze_in_child(source: str, cfg: CurateConfig, keep_thumbs: bool, fps: fl
     return pickle.dumps((analysis, cuts), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def analyze_stage(row: dict, cfg: CurateConfig) -> dict:
-    """Probe -> Analysis: the one decode pass (and, but for TransNetV2, the cuts)."""
+def analyze_stage(row: dict, cfg: CurateConfig, store: OutStore | None = None) -> dict:
+    """Probe -> Analysis: the one decode pass (and, but for TransNetV2, the cuts). With `store`, the attempt is
+    counted in its journal (a retry after a dead worker is logged)."""
     from curation.sandbox import run_isolated
 
     probe: Probe = unwrap(row)
+    attempt = store.start_attempt("analysis", probe.key) if store is not None else 0
     result = Analysis(probe.key, probe.source, probe.info)
     limit = cfg.timeouts.analyze_base_s + cfg.timeouts.analyze_per_video_s * probe.info["duration_s"]
     try:
@@ -81,6 +84,9 @@ def analyze_stage(row: dict, cfg: CurateConfig) -> dict:
         del blob  # the row is pickled again on return: hold the analysis once, not twice
     except Exception as exc:  # noqa: BLE001
         result.failure = failure_of(exc)
+    maybe_fail("analysis")
+    if store is not None:
+        store.finish_attempt("analysis", probe.key, attempt)
     return wrap(result)
 
 
@@ -184,9 +190,12 @@ def extract_stage(row: dict, cfg: CurateConfig, store: OutStore) -> dict:
     spec = item.spec
     limit = cfg.timeouts.extract_base_s + cfg.timeouts.extract_per_clip_s * (spec.end_s - spec.start_s)
     result = ClipResult(item.key, item.clip_id)
+    attempt = store.start_attempt("extraction", item.clip_id)
     try:
         result.facts = run_isolated(_extract_in_child, spec, cfg, timeout_s=limit)
     except Exception as exc:  # noqa: BLE001
         result.failure = failure_of(exc)
+    maybe_fail("extraction")  # the clip file is written, its journal entry not yet
     store.save_clip_result(result)
+    store.finish_attempt("extraction", item.clip_id, attempt)
     return wrap(result)
