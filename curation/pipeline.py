@@ -85,6 +85,8 @@ def run_curate(input_value: str, out: str, cfg: CurateConfig, address: str | Non
     log_to_file(store.log_path)
     scanned = scan_input(input_value, cfg.limits.extensions)
     skipped = _log_skipped_files(scanned.skipped)
+    for entry, why in scanned.unusable:
+        log.warning("skipped %s: %s", entry, why)
     if not scanned.sources:
         raise ValueError(f"no video files found in {input_value}")
     with_ray = use_ray(cfg, address)
@@ -144,9 +146,19 @@ def thresholds(cfg: CurateConfig) -> dict[str, float | tuple]:
     return out
 
 
+class OneLineFormatter(logging.Formatter):
+    """One line of curate.log per message: control characters in it (a file name holding a newline, say) are
+    escaped as \\n, \\r, \\xNN; a traceback below a message stays as it is."""
+
+    ESCAPES = {c: repr(chr(c))[1:-1] for c in [*range(32), 127] if chr(c) != "\t"}
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return super().formatMessage(record).translate(self.ESCAPES)
+
+
 def log_to_file(path: Path) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("droplet")
     if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
         root.addHandler(handler)
