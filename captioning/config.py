@@ -104,6 +104,9 @@ class CaptionConfig(_Section):
     """Everything `droplet caption`, `droplet shard` and `droplet rewrite-prompt` read."""
 
     backend: Literal["grounded", "transformers", "vllm", "openai"] = Field("grounded", description="Which captioner.")
+    commit_every: int | None = Field(None, ge=1, description="Clips captioned and committed at a time (what a killed "
+                                     "run can lose); null: the backend's own (grounded 2048, openai 64, vllm 1024, "
+                                     "transformers 64).")
     frames: FramesConfig = FramesConfig()
     qa: QAConfig = QAConfig()
     openai: OpenAIConfig = OpenAIConfig()

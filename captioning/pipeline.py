@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from captioning.config import CaptionConfig
 from runtime.atomic import write_parquet_atomic
+from runtime.faults import maybe_fail
 from runtime.lock import lock_config
 from runtime.out_lock import hold_folder_lock
 from shards.captions import CAPTION_SCHEMA, latest_captions
@@ -126,7 +127,8 @@ def _caption(out: Path, cfg: CaptionConfig, address: str | None, shard: bool, st
     log.info("%d kept clips; %d captioned already (skipped), %d to caption (%d retried after an error)",
              len(kept), len(kept) - len(todo), len(todo), retried)
     if todo:
-        _caption_all(out, todo, make_backend(cfg, out, address), cfg, BATCH[cfg.backend], summary)
+        _caption_all(out, todo, make_backend(cfg, out, address), cfg, cfg.commit_every or BATCH[cfg.backend],
+                     summary)
     rebuild_captions_parquet(out)
     if shard:
         summary.shards = run_shard(out, cfg)
@@ -143,6 +145,7 @@ def _caption_all(out: Path, todo: list[dict], backend, cfg: CaptionConfig, size:
         for start in range(0, len(todo), size):
             rows = caption_batch(todo[start:start + size], backend, cfg)
             _commit_batch(out, rows)
+            maybe_fail("caption")  # after a committed batch
             for row in rows:
                 if row["error"]:
                     summary.errors += 1

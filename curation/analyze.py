@@ -3,11 +3,13 @@
 Per frame it keeps a handful of numbers (PySceneDetect's content score, camera motion, object motion, how
 well optical flow explains the change, brightness, and thumbnail distances that tell flashes and
 dissolves from cuts), so memory stays flat however long the video is. Thumbnails for colours are kept a
-few per second; all 48x27 thumbnails only when TransNetV2 needs them.
+few per second; all 48x27 thumbnails only when TransNetV2 needs them. The numbers go into typed arrays (4 bytes
+each, about 170 bytes a frame), not lists of Python floats (32 bytes each), so a long stream stays small.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,11 +87,11 @@ def analyze_source(
     flash_frames = max(1, scenes.flash_frames)
     thumb_w, thumb_h = analysis.thumb_size
 
-    columns: dict[str, list[float]] = {name: [] for name in MOTION_FIELDS}
-    columns.update(content=[], brightness=[], thumb_diff=[], return_diff=[], back_diff=[], blend_gain=[],
-                   blend_spread=[])
-    pts: list[int] = []
-    times: list[float] = []
+    names = (*MOTION_FIELDS, "content", "brightness", "thumb_diff", "return_diff", "back_diff", "blend_gain",
+             "blend_spread")
+    columns: dict[str, array] = {name: array("f") for name in names}  # float32, as the features end up
+    pts = array("q")
+    times = array("d")
     color_thumbs: dict[int, np.ndarray] = {}
     all_thumbs: list[np.ndarray] = []
     recent: deque[np.ndarray] = deque(maxlen=flash_frames + 2)
@@ -160,16 +162,16 @@ def analyze_source(
         num_frames=n,
         width=size[0],
         height=size[1],
-        pts=np.asarray(pts, dtype=np.int64),
-        time=np.asarray(times, dtype=np.float64),
-        features={k: np.asarray(v, dtype=np.float32) for k, v in columns.items()},
+        pts=np.frombuffer(pts, dtype=np.int64).copy(),
+        time=np.frombuffer(times, dtype=np.float64).copy(),
+        features={k: np.frombuffer(v, dtype=np.float32).copy() for k, v in columns.items()},
         color_thumbs=color_thumbs,
         thumbs=np.stack(all_thumbs) if keep_thumbs and all_thumbs else None,
         stopped_early=stopped_early,
     )
 
 
-def _measure_return(recent: deque, columns: dict[str, list[float]], flash_frames: int) -> None:
+def _measure_return(recent: deque, columns: dict[str, array], flash_frames: int) -> None:
     """Flash evidence, both ways (a flash or strobe returns to the picture before it; a cut does not).
 
     return_diff[p]: how close the picture comes back to frame p-1 within `flash_frames` frames after p

@@ -42,6 +42,10 @@ class LimitsConfig(_Section):
     max_long_side: int = Field(8192, ge=1, description="Displayed long side above this: too_large.")
     max_file_gb: float = Field(50.0, gt=0, description="File size above this: too_large.")
     max_duration_s: float = Field(4 * 3600.0, gt=0, description="Duration above this: too_long.")
+    max_frames: int = Field(
+        1_000_000, ge=1, description="Video frames above this: too_long (the probe stops counting there). Bounds "
+        "the analysis's memory: it keeps about 250 bytes a frame (4 KB more with scenes.detector transnetv2)."
+    )
     extensions: tuple[str, ...] = Field(
         (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg"),
         description="File names a folder input is scanned for (a file given directly is always tried).",

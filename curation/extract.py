@@ -45,6 +45,7 @@ class ClipSpec:
     fps: float
     rotation: int
     out_path: str
+    probed: tuple[int, int] | None = None  # the source's size and modification time (ns) when probed
 
 
 def output_rate(fps: float) -> Fraction:

@@ -104,7 +104,7 @@ class LocalExecutor:
 
     def _plan_source(self, probe: Probe) -> list[dict]:
         """One source's analysis, cuts and plan: its SourcePlan and a ClipPlan per clip to write."""
-        row = analyze_stage(wrap(probe), self.cfg)
+        row = analyze_stage(wrap(probe), self.cfg, self.store)
         if self.transnet is not None:
             try:
                 row = self.transnet.submit(_run_transnet, row).result()

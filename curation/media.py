@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import av
 import fsspec
 
@@ -24,3 +26,15 @@ def open_container(uri: str) -> av.container.InputContainer:
     except Exception:
         handle.close()
         raise
+
+
+def file_stamp(uri: str) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a local file, to tell later whether it was written to since; None
+    for a remote URI or a file that is not there."""
+    if not is_local(uri):
+        return None
+    try:
+        info = os.stat(local_path(uri))
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns

@@ -52,7 +52,8 @@ class OcrConfig(_Section):
                                  "over the sampled frames): text_overlay.")
     max_side: int = Field(640, ge=64, description="Frames are scaled so their long side is at most this before OCR "
                           "(detection and recognition); smaller text than about 10 px tall is then missed.")
-    threads: int = Field(0, ge=0, description="ONNX Runtime threads per model; 0: its default (every core).")
+    threads: int = Field(0, ge=0, description="ONNX Runtime threads per model; 0: every core with the local "
+                         "executor, and the CPUs of a check task (ray.check_cpus, at least 1) under Ray.")
 
 
 class TextOverlayReader:

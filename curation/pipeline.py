@@ -17,6 +17,7 @@ one typed row to the next, and one line in `_analyze_and_extract` (and in `Local
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import defaultdict
@@ -36,6 +37,7 @@ from curation.rows import ClipResult, Failure, Probe, SourcePlan, SourceTask, un
 from curation.stages import TransNetV2Stage, analyze_stage, clip_plans, extract_stage, plan_stage, probe_stage
 from curation.store import OutStore, source_key
 from curation.summary import CurateSummary, summarize
+from runtime.faults import maybe_fail
 from runtime.out_lock import hold_folder_lock
 from runtime.ray_connect import ray_target
 from shards.layout import OutLayout
@@ -91,6 +93,8 @@ def _curate(input_value: str, out: str, cfg: CurateConfig, address: str | None) 
     log_to_file(store.log_path)
     scanned = scan_input(input_value, cfg.limits.extensions)
     skipped = _log_skipped_files(scanned.skipped)
+    for entry, why in scanned.unusable:
+        log.warning("skipped %s: %s", entry, why)
     if not scanned.sources:
         raise ValueError(f"no video files found in {input_value}")
     with_ray = use_ray(cfg, address)
@@ -109,6 +113,9 @@ def _curate(input_value: str, out: str, cfg: CurateConfig, address: str | None) 
         _analyze_and_extract(ok, store, cfg, tracker, with_ray)
         log.info("analysed and extracted %d sources at %.1f s", len(ok), time.time() - started)
         tracker.close()
+    retried = store.report_attempts()
+    if retried:
+        log.warning("retried after a failure: %s", ", ".join(f"{stage} {n}" for stage, n in sorted(retried.items())))
     decide(store, cfg)
     tables = store.rebuild_tables()
     if stages.clip:
@@ -147,9 +154,19 @@ def thresholds(cfg: CurateConfig) -> dict[str, float | tuple]:
     return out
 
 
+class OneLineFormatter(logging.Formatter):
+    """One line of curate.log per message: control characters in it (a file name holding a newline, say) are
+    escaped as \\n, \\r, \\xNN; a traceback below a message stays as it is."""
+
+    ESCAPES = {c: repr(chr(c))[1:-1] for c in [*range(32), 127] if chr(c) != "\t"}
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return super().formatMessage(record).translate(self.ESCAPES)
+
+
 def log_to_file(path: Path) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("droplet")
     if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
         root.addHandler(handler)
@@ -255,7 +272,7 @@ def _ray_chain(fresh: list[Probe], resumed: list, store: OutStore, cfg: CurateCo
             tracker.add(unwrap(row))
     if fresh:
         analyze_args = {"num_cpus": 1, "memory": cfg.analysis.task_memory_mb * 2**20}
-        ds = _dataset(fresh).map(analyze_stage, fn_kwargs={"cfg": cfg}, **analyze_args)
+        ds = _dataset(fresh).map(analyze_stage, fn_kwargs=stores, **analyze_args)
         if cfg.scenes.detector == "transnetv2":
             ds = ds.map(TransNetV2Stage, fn_constructor_kwargs={"cfg": cfg},
                         compute=ActorPoolStrategy(min_size=1, max_size=1), num_cpus=1)
@@ -291,8 +308,17 @@ def check_task(row: dict, cfg: CurateConfig, store: OutStore) -> dict:
     key = f"{store.root}:{cfg.model_dump_json()}"
     if key not in _CHECKS:
         _CHECKS.clear()
-        _CHECKS[key] = ClipCheckStage(cfg, store)
+        _CHECKS[key] = ClipCheckStage(task_ocr_threads(cfg), store)
     return _CHECKS[key](row)
+
+
+def task_ocr_threads(cfg: CurateConfig) -> CurateConfig:
+    """`cfg` with OCR on as many threads as a check task has CPUs (`ray.check_cpus`, at least one) when
+    `ocr.threads` is 0: ONNX Runtime's default of every core would oversubscribe a node running several tasks."""
+    if cfg.ocr.threads:
+        return cfg
+    threads = max(1, math.ceil(cfg.ray.check_cpus))
+    return cfg.model_copy(update={"ocr": cfg.ocr.model_copy(update={"threads": threads})})
 
 
 class CommitTracker:
@@ -324,6 +350,7 @@ class CommitTracker:
             self.store.commit(key, source_commit(plan, results))
             self.embeddings.merge(key, list(results))
             del self.plans[key]
+            maybe_fail("commit")
             self.bar.update(1)
 
     def reject(self, key: str, source: str, failure: Failure, info: dict | None) -> None:

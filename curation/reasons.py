@@ -16,6 +16,7 @@ DUPLICATE = "duplicate"
 STATIC = "static"
 EDITED = "edited"
 UNREADABLE = "unreadable"  # the source could not be opened for reading (missing, permission, network)
+CHANGED = "changed"  # the file changed (size or modification time) between its probe and a later read of it
 MISSING_VIDEO = "missing_video"  # import-droplet: no file in VIDEO_DIR for a video the metadata lists
 LOW_QUALITY = "low_quality"  # a clip file fails a technical check (too small, dark, blown out, blocky, blurry)
 TEXT_OVERLAY = "text_overlay"  # text covers too much of a clip's frames
@@ -25,7 +26,7 @@ NOT_SELECTED = "not_selected"  # selection: a class it drops, or static clips ov
 
 ALL = (
     EMPTY_FILE, NOT_A_VIDEO, NO_VIDEO_STREAM, TRUNCATED, DECODE_ERROR, TIMEOUT, TOO_SHORT, TOO_LONG,
-    TOO_SMALL, TOO_LARGE, DUPLICATE, STATIC, EDITED, UNREADABLE, MISSING_VIDEO, LOW_QUALITY, TEXT_OVERLAY,
+    TOO_SMALL, TOO_LARGE, DUPLICATE, STATIC, EDITED, UNREADABLE, CHANGED, MISSING_VIDEO, LOW_QUALITY, TEXT_OVERLAY,
     LOW_AESTHETIC, NEAR_DUPLICATE, NOT_SELECTED,
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from curation import reasons
@@ -28,6 +29,7 @@ from curation.rows import (
     wrap,
 )
 from curation.store import OutStore
+from runtime.faults import maybe_fail
 
 Planner = Callable[[Analysis, CurateConfig], tuple[list[dict], list, str | None]]
 """An analysed source -> its scenes rows, its `curation.clips.PlannedClip`s, a warning for its source row."""
@@ -67,20 +69,29 @@ def _analyze_in_child(source: str, cfg: CurateConfig, keep_thumbs: bool, fps: fl
     return pickle.dumps((analysis, cuts), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def analyze_stage(row: dict, cfg: CurateConfig) -> dict:
-    """Probe -> Analysis: the one decode pass (and, but for TransNetV2, the cuts)."""
+def analyze_stage(row: dict, cfg: CurateConfig, store: OutStore | None = None) -> dict:
+    """Probe -> Analysis: the one decode pass (and, but for TransNetV2, the cuts). A local file that changed
+    since its probe, before or during the pass, is `changed`: its frames are not the bytes its source_id names.
+    With `store`, the attempt is counted in its journal (a retry after a dead worker is logged)."""
+    from curation.probe import check_unchanged, probed_stamp
     from curation.sandbox import run_isolated
 
     probe: Probe = unwrap(row)
+    attempt = store.start_attempt("analysis", probe.key) if store is not None else 0
     result = Analysis(probe.key, probe.source, probe.info)
     limit = cfg.timeouts.analyze_base_s + cfg.timeouts.analyze_per_video_s * probe.info["duration_s"]
     try:
         keep_thumbs = cfg.scenes.detector == "transnetv2"
+        check_unchanged(probe.source, probed_stamp(probe.info), "between its probe and its analysis")
         blob = run_isolated(_analyze_in_child, probe.source, cfg, keep_thumbs, probe.info["fps"], timeout_s=limit)
+        check_unchanged(probe.source, probed_stamp(probe.info), "while it was analysed")
         result.analysis, result.cuts = pickle.loads(blob)
         del blob  # the row is pickled again on return: hold the analysis once, not twice
     except Exception as exc:  # noqa: BLE001
         result.failure = failure_of(exc)
+    maybe_fail("analysis")
+    if store is not None:
+        store.finish_attempt("analysis", probe.key, attempt)
     return wrap(result)
 
 
@@ -153,6 +164,7 @@ def clip_plans(plan: SourcePlan, store: OutStore, cfg: CurateConfig | None = Non
     ClipPlan for each kept clip still to write, and the journaled ClipResults the checks of `cfg` still need."""
     from curation.clip_checks import needs, stage_plan
     from curation.extract import ClipSpec
+    from curation.probe import probed_stamp
 
     journaled = {cid: store.clip_result(plan.key, cid) for cid in plan.extract}
     stages = stage_plan(cfg) if cfg is not None else None
@@ -162,7 +174,7 @@ def clip_plans(plan: SourcePlan, store: OutStore, cfg: CurateConfig | None = Non
     rows = [wrap(plan), *(wrap(r) for r in unchecked)]
     for cid in (c for c in plan.extract if c not in plan.done):
         spec = ClipSpec(source=plan.source, fps=plan.info["fps"], rotation=plan.info["rotation"],
-                        out_path=str(store.clip_file(cid)), **plan.extract[cid])
+                        out_path=str(store.clip_file(cid)), probed=probed_stamp(plan.info), **plan.extract[cid])
         rows.append(wrap(ClipPlan(plan.key, cid, spec)))
     return rows
 
@@ -175,7 +187,9 @@ def _extract_in_child(spec, cfg: CurateConfig) -> dict:  # noqa: ANN001 - a Clip
 
 def extract_stage(row: dict, cfg: CurateConfig, store: OutStore) -> dict:
     """ClipPlan -> ClipResult: write one clip file (in a child process, under a time limit), journal its facts.
-    Other rows (the SourcePlans) pass through."""
+    Other rows (the SourcePlans) pass through. A clip whose source changed since its probe is `changed`, and its
+    file is removed (it would not hold the bytes its clip_id names)."""
+    from curation.probe import check_unchanged
     from curation.sandbox import run_isolated
 
     item = unwrap(row)
@@ -184,9 +198,16 @@ def extract_stage(row: dict, cfg: CurateConfig, store: OutStore) -> dict:
     spec = item.spec
     limit = cfg.timeouts.extract_base_s + cfg.timeouts.extract_per_clip_s * (spec.end_s - spec.start_s)
     result = ClipResult(item.key, item.clip_id)
+    attempt = store.start_attempt("extraction", item.clip_id)
     try:
+        check_unchanged(spec.source, spec.probed, "before this clip was written")
         result.facts = run_isolated(_extract_in_child, spec, cfg, timeout_s=limit)
+        check_unchanged(spec.source, spec.probed, "while this clip was written")
     except Exception as exc:  # noqa: BLE001
-        result.failure = failure_of(exc)
+        result.facts, result.failure = None, failure_of(exc)
+        if result.failure.reason == reasons.CHANGED:
+            Path(spec.out_path).unlink(missing_ok=True)
+    maybe_fail("extraction")  # the clip file is written, its journal entry not yet
     store.save_clip_result(result)
+    store.finish_attempt("extraction", item.clip_id, attempt)
     return wrap(result)

@@ -4,16 +4,19 @@ reads), and the parquet tables derived from them (data contract: OUT layout)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from curation.rows import ClipResult, Failure, Probe, SourcePlan
-from runtime.atomic import read_json, write_json_atomic, write_parquet_atomic
+from runtime.atomic import read_json, write_json_atomic, write_parquet_atomic, write_text_atomic
 from runtime.lock import lock_config
 from shards.layout import OutLayout
 from shards.schema import CLIP_SCHEMA, SCENE_SCHEMA, SOURCE_SCHEMA
+
+log = logging.getLogger("droplet.curate")
 
 
 def source_key(uri: str) -> str:
@@ -107,6 +110,40 @@ class OutStore:
     def clip_result(self, key: str, clip_id: str) -> ClipResult | None:
         data = self.load(self.clip_result_path(clip_id))
         return None if data is None else ClipResult.from_json(key, clip_id, data)
+
+    # --- attempts: what a worker that died (or a killed run) left unfinished --------------------------------
+    def start_attempt(self, stage: str, key: str) -> int:
+        """Count an attempt at `stage` of `key` (a source key or a clip id); returns the count, more than one
+        when an earlier attempt died before finishing it (Ray retried the task, or a killed run was re-run)."""
+        path = self.work / "attempts" / f"{stage}-{key}"
+        count = int(path.read_text() or 0) + 1 if path.exists() else 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, str(count))
+        if count > 1:
+            log.warning("%s of %s again: attempt %d (an earlier one did not finish)", stage, key, count)
+        return count
+
+    def finish_attempt(self, stage: str, key: str, count: int) -> None:
+        """A first attempt that finished leaves nothing; a retried one stays for `report_attempts`."""
+        if count == 1:
+            (self.work / "attempts" / f"{stage}-{key}").unlink(missing_ok=True)
+
+    def report_attempts(self) -> dict[str, int]:
+        """At the end of a run: log each stage item that needed more than one attempt, forget them all, and return
+        the retry count per stage."""
+        folder = self.work / "attempts"
+        retried: dict[str, int] = {}
+        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if path.name.startswith("."):
+                continue
+            stage, _, key = path.name.partition("-")
+            count = int(path.read_text() or 0)
+            if count > 1:
+                retried[stage] = retried.get(stage, 0) + 1
+                log.warning("retried: %s of %s took %d attempts (a worker died or the run was killed)", stage,
+                            key, count)
+            path.unlink(missing_ok=True)
+        return retried
 
     def commit(self, key: str, commit: dict) -> None:
         """Record a source as done: its sources.parquet row, scenes and clip rows (what the tables are built from)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 
+from runtime.faults import fault_env
+
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = "127.0.0.1"
 
@@ -39,6 +41,9 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, runt
         ray_constants.ENABLE_RAY_CLUSTER = False
     if ray.is_initialized():
         return False
+    faults = fault_env()
+    if faults:  # the test-only fault hook reaches the workers (on a cluster they do not inherit this process's env)
+        runtime_env = {**(runtime_env or {}), "env_vars": {**(runtime_env or {}).get("env_vars", {}), **faults}}
     if target:
         ray.init(address=target, runtime_env=runtime_env, log_to_driver=log_to_driver,
                  logging_level=logging.WARNING)

@@ -1,22 +1,32 @@
 """Reading shards back: the shard list of an OUT folder and a streaming sample iterator (plain `tarfile`).
 
 Samples are grouped the way WebDataset groups them: consecutive members with the same key (the member name up
-to its first dot). `.json` is decoded to a dict, `.txt` to a str; other members stay bytes.
+to its first dot). `.json` is decoded to a dict, `.txt` to a str; other members stay bytes. Members are read into
+memory, never extracted; a member whose name could point outside a folder (absolute, or with a `..` part) is
+skipped with a log line, so no such key reaches a caller (the trainer skips them the same way).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tarfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from shards.index import shard_number
 from shards.layout import OutLayout
 
 PathOrUrl = str | os.PathLike
+log = logging.getLogger(__name__)
+
+
+def safe_member_name(name: str) -> bool:
+    """A tar member name that stays inside the folder it would be read into: not empty, relative, no `..`."""
+    path = PurePosixPath(name)
+    return bool(name) and not path.is_absolute() and ".." not in path.parts
 
 
 def _is_url(value: PathOrUrl) -> bool:
@@ -77,6 +87,9 @@ def iter_samples(urls_or_paths: PathOrUrl | Iterable[PathOrUrl]) -> Iterator[dic
             sample: dict | None = None
             for member in tar:
                 if not member.isfile():
+                    continue
+                if not safe_member_name(member.name):
+                    log.warning("skipped tar member %r of %s: unsafe name (absolute or with ..)", member.name, url)
                     continue
                 base = member.name.rsplit("/", 1)[-1]
                 key, _, ext = base.partition(".")

@@ -72,6 +72,11 @@ RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--d
                   "--node-manager-port", "--object-manager-port")
 
 
+# The head finds a lost node within about 2 s (Ray's default is 15 s): the fault tests stop a node mid-run.
+HEALTH_CHECKS = json.dumps({"health_check_period_ms": 500, "health_check_timeout_ms": 500,
+                            "health_check_failure_threshold": 4})
+
+
 def _ended(proc: psutil.Process) -> bool:
     """Gone, or a zombie (nothing here may ever reap an orphan: this machine's init does not)."""
     try:
@@ -146,7 +151,8 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     clean_env = {**env, "PATH": CLEAN_PATH}
     start = ["exec", "ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--dashboard-host",
              "127.0.0.1", *(str(x) for item in ports.items() for x in item), "--min-worker-port", "0",
-             "--max-worker-port", "0", "--num-cpus", "2", "--disable-usage-stats"]
+             "--max-worker-port", "0", "--num-cpus", "2", "--disable-usage-stats", "--system-config",
+             HEALTH_CHECKS]
     proc = subprocess.Popen(in_venv(shlex.join(start)), stdout=log, stderr=subprocess.STDOUT, env=clean_env,
                             start_new_session=True)  # `exec`: the process id is ray start's
     url = f"http://127.0.0.1:{dashboard}"
@@ -168,6 +174,50 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
            "pid": proc.pid}
     kill_tree(proc.pid, timeout=5)  # once it has run jobs, `ray start` and gcs_server sit out a SIGTERM
     log.close()
+
+
+class SecondNode:
+    """A second Ray node (1 CPU) joined to the test run's head, on 127.0.0.1 with free ports of its own; `stop`
+    kills it the way a lost machine goes (SIGKILL to its processes), `start` brings a fresh one."""
+
+    def __init__(self, head: dict, folder: Path):
+        self.head, self.folder, self.pid, self.runs = head, folder, None, 0
+
+    def start(self) -> None:
+        import ray
+
+        self.runs += 1
+        log = (self.folder / f"node-{self.runs}.log").open("w")
+        self.pid = subprocess.Popen([PYTHON, str(REPO / "tests" / "ray_worker_node.py"), self.head["address"], "1"],
+                                    stdout=log, stderr=subprocess.STDOUT, env=self.head["env"],
+                                    start_new_session=True).pid
+        ray.init(address=self.head["address"], logging_level="ERROR")
+        try:
+            deadline = time.time() + 60
+            while len(alive := [n for n in ray.nodes() if n["Alive"]]) < 2:
+                if time.time() > deadline:
+                    raise RuntimeError(f"the second Ray node did not join; see {log.name}")
+                time.sleep(0.3)
+            addresses = {n["NodeManagerAddress"] for n in alive}
+            assert addresses == {"127.0.0.1"}, f"a node off loopback: {addresses}"
+        finally:
+            ray.shutdown()
+
+    def stop(self) -> None:
+        """SIGKILL the node's processes (raylet, workers): the head finds it dead by its health checks."""
+        if self.pid is not None:
+            procs = [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)]
+            _signal_and_wait(procs, signal.SIGKILL, 10)
+            self.pid = None
+
+
+@pytest.fixture(scope="session")
+def two_nodes(ray_head: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The test run's head (2 CPUs) plus a second node (1 CPU): a two-node cluster on 127.0.0.1."""
+    node = SecondNode(ray_head, tmp_path_factory.mktemp("node2"))
+    node.start()
+    yield {**ray_head, "second_node": node}
+    node.stop()
 
 
 @pytest.fixture()

@@ -1,5 +1,6 @@
-"""The clip stages through the local executor on a tiny OUT of three short clips: CLIP scores from a tiny random
-open_clip model and a linear head with known weights, and the selection's C5 share; plus the selection rule."""
+"""The clip stages through the local executor and Ray Data on a tiny OUT of three short clips: CLIP scores from a
+tiny random open_clip model and a linear head with known weights, and the selection's C5 share; plus the selection
+rule."""
 
 from __future__ import annotations
 
@@ -37,6 +38,18 @@ def _tiny_clip(folder: Path) -> Path:
     return folder
 
 
+def _curate(inputs: Path, out: Path, cfg: CurateConfig, address: str | None):
+    """run_curate in this process; attached to `address` (a Ray cluster) only for the run."""
+    if address is None:
+        return run_curate(str(inputs), str(out), cfg)
+    import ray
+
+    try:
+        return run_curate(str(inputs), str(out), cfg, address=address)
+    finally:
+        ray.shutdown()
+
+
 def _row(cid: str, cls: str, score: float | None = None) -> dict:
     return {"clip_id": cid, "paper_class": cls, "aesthetic_score": score}
 
@@ -54,8 +67,13 @@ def test_selection_keeps_c5_up_to_its_share_best_first_and_never_unselects_a_sha
     assert out["c6"]["message"] == "class C6 is not selected"
 
 
-def test_clip_scores_and_selection_through_the_local_executor(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_clip_scores_and_selection_through_each_executor(executor: str, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture, request):
+    """The same three clips through the local executor, and through Ray Data on the test run's head (the CLIP
+    scoring actor stage, the check tasks)."""
     caplog.set_level(logging.INFO, logger="droplet")
+    address = request.getfixturevalue("ray_head")["address"] if executor == "ray" else None
     inputs = tmp_path / "in"
     inputs.mkdir()
     w, h = 320, 180
@@ -65,13 +83,14 @@ def test_clip_scores_and_selection_through_the_local_executor(tmp_path: Path, ca
     head = tmp_path / "head.pth"
     torch.save({"weight": torch.tensor(HEAD[None, :], dtype=torch.float32),
                 "bias": torch.tensor([5.0], dtype=torch.float32)}, head)
-    cfg = CurateConfig(ray={"executor": "local", "num_cpus": 2},
+    cfg = CurateConfig(ray={"executor": executor, "num_cpus": 2 if executor == "local" else None,
+                            "progress_bars": False},
                        embeddings={"weights": str(_tiny_clip(tmp_path / "clip"))},
                        aesthetic={"head": str(head), "thresholds": {"linear": 0.0}},
                        selection={"enabled": True, "static_share": 0.5},
                        dedup={"enabled": False})  # the two object shots share their backdrop
     out = tmp_path / "out"
-    summary = run_curate(str(inputs), str(out), cfg)
+    summary = _curate(inputs, out, cfg, address)
     clips = pq.read_table(out / "clips.parquet").to_pandas().set_index("clip_id")
     assert len(clips) == 3 and clips.aesthetic_score.notna().all() and clips.sharpness.notna().all()
     assert all(len(tags) >= 1 for tags in clips.scene_tags)
@@ -94,5 +113,5 @@ def test_clip_scores_and_selection_through_the_local_executor(tmp_path: Path, ca
     assert summary.clip_rejections == {"not_selected": 1}
     assert "aesthetic: runs" in caplog.text and "selection: runs" in caplog.text
     before = (out / "clips.parquet").read_bytes()
-    run_curate(str(inputs), str(out), cfg)  # nothing to do: the same tables
+    _curate(inputs, out, cfg, address)  # nothing to do: the same tables
     assert (out / "clips.parquet").read_bytes() == before

@@ -82,3 +82,12 @@ def test_frames_are_downscaled_before_ocr(reader):
     cv2.putText(big, "HELLO WORLD", (200, 700), cv2.FONT_HERSHEY_DUPLEX, 8.0, (255, 255, 255), 16, cv2.LINE_AA)
     area, lines = reader.read(big)
     assert [t for t, _ in lines] == ["HELLO WORLD"] and 0.03 < area < 0.2
+
+
+def test_a_ray_check_task_runs_ocr_on_its_own_cpus():
+    from curation.config import CurateConfig
+    from curation.pipeline import task_ocr_threads
+
+    assert task_ocr_threads(CurateConfig()).ocr.threads == 1  # check_cpus 0.5: one thread, not every core
+    assert task_ocr_threads(CurateConfig(ray={"check_cpus": 2.5})).ocr.threads == 3
+    assert task_ocr_threads(CurateConfig(ocr={"threads": 4})).ocr.threads == 4  # set by the user: kept

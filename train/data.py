@@ -22,6 +22,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
+from shards.reader import safe_member_name
 from shards.sampling import sample_frames
 
 from .buckets import DEFAULT_ASPECT_RATIOS, Bucket, assign_bucket
@@ -119,9 +120,18 @@ class ClipBatches(IterableDataset):
         seed = stream_seed(self.spec.seed, self.rank, worker, self.cursor.epoch)
         return iter(wds.DataPipeline(
             self.shard_source(worker, workers, seed),
-            wds.tarfile_to_samples(handler=wds.warn_and_continue),
+            wds.tarfile_to_samples(handler=wds.warn_and_continue, select_files=self.member_wanted),
             wds.shuffle(self.spec.shuffle_buffer, initial=self.spec.shuffle_buffer, rng=random.Random(seed + 1)),
         ))
+
+    def member_wanted(self, name: str) -> bool:
+        """A tar member whose name could point outside a folder (absolute, `..`) is skipped with a line and
+        never read, so no key made from it reaches a batch or a precomputed shard."""
+        if safe_member_name(name):
+            return True
+        log.warning("skipped tar member %r: unsafe name (absolute or with ..)", name)
+        self.skipped["unsafe_name"] += 1
+        return False
 
     def bucket_of(self, meta: dict) -> Bucket | None:
         if self.spec.precomputed:
