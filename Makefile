@@ -19,7 +19,7 @@ MOTION ?= 16
 IMAGE ?=
 SAMPLE_OUT ?= demo/sample.mp4
 
-.PHONY: install demo test curate caption shard train sample bench lint clean
+.PHONY: install demo test curate caption shard train sample bench soak lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench: $(STAMP)
 	$(PY) bench/shards_bench.py
 	$(PY) bench/model_bench.py
 	$(PY) bench/train_bench.py
+
+soak: $(STAMP)
+	$(PY) bench/soak.py --json bench/results/soak.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -103,8 +103,7 @@ def _open_quietly(uri: str) -> av.container.InputContainer:
     try:
         return open_container(uri)
     except av.error.InvalidDataError as exc:
-        text = str(exc).lower()
-        if "moov atom not found" in text or _looks_like_cut_mp4(uri):
+        if _looks_like_cut_mp4(uri):  # not FFmpeg's "moov atom not found": it says that of a text file too
             raise Rejected(reasons.TRUNCATED, "an mp4/mov without its index (moov): cut short while written "
                            "or copied") from None
         raise Rejected(reasons.NOT_A_VIDEO, f"not a media file PyAV can read ({exc})") from None

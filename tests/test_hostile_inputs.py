@@ -272,14 +272,14 @@ def test_a_file_changed_after_its_probe_is_rejected_changed(tmp_path, monkeypatc
 
     analyze, extract = local.analyze_stage, local.extract_stage
 
-    def analyze_after_a_change(row, cfg):
+    def analyze_after_a_change(row, cfg, store=None):
         item = local.unwrap(row)
         if item.source == str(rewritten):
             rewritten.write_bytes(other)
         elif item.source == str(grown):
             with grown.open("ab") as handle:
                 handle.write(b"\0" * 4096)
-        return analyze(row, cfg)
+        return analyze(row, cfg, store)
 
     def extract_after_a_change(row, cfg, store):
         item = local.unwrap(row)

@@ -61,7 +61,7 @@ def test_clips_go_before_the_next_analysis(monkeypatch, tmp_path):
     """One worker, two sources of two clips: A's clips are written before B is analysed, so A commits first."""
     calls: list[str] = []
 
-    def analyze(row, cfg):
+    def analyze(row, cfg, store=None):
         probe = unwrap(row)
         calls.append(f"analyze {probe.key}")
         return row

@@ -42,6 +42,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world, local_rank = ctx.get_world_rank(), ctx.get_world_size(), ctx.get_local_rank()
     device = ray.train.torch.get_device() if torch.cuda.is_available() else torch.device("cpu")
+    log.info("rank %d of %d on node %s", rank, world, ray.get_runtime_context().get_node_id())
     work = Path(tempfile.mkdtemp(prefix=f"droplet-train-rank{rank}-"))
     # each rank writes into its own folder; samples at the end are Ray's business (the last checkpoint's pipeline)
     config = TrainConfig.model_validate(loop_config["config"]).updated(
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--use-gpu", action="store_true")
     parser.add_argument("--cpus-per-worker", type=float, default=1)
+    parser.add_argument("--placement", choices=["pack", "spread", "strict-spread"], default="pack",
+                        help="where the workers go: pack (fewest nodes, the default), spread (over nodes when it "
+                        "can), strict-spread (each on a node of its own, or wait)")
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--address", help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     return parser
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         train_loop_config={"config": plan.config.model_dump(mode="json"), "urls": list(plan.data.urls),
                            "kind": plan.data.kind, "max_steps": args.max_steps},
         scaling_config=ScalingConfig(num_workers=args.num_workers, use_gpu=args.use_gpu,
-                                     resources_per_worker={"CPU": args.cpus_per_worker}),
+                                     resources_per_worker={"CPU": args.cpus_per_worker},
+                                     placement_strategy=args.placement.upper().replace("-", "_")),
         run_config=RunConfig(name=args.name, storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=plan.config.train.keep_checkpoints)),
         torch_config=TorchConfig(backend="nccl" if args.use_gpu else "gloo", timeout_s=7200),
