@@ -148,7 +148,9 @@ def test_a_ctrl_c_ends_the_children_and_journals_no_reason(sample_data, tmp_path
         (inputs / name).symlink_to(sample_data / "synthetic" / name)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    args = ["curate", str(inputs), str(out), "--no-progress"]
+    config = tmp_path / "curate.yaml"
+    config.write_text("ocr:\n  enabled: false\n")  # this test is about the processes, not the checks
+    args = ["curate", str(inputs), str(out), "--config", str(config), "--no-progress"]
     proc = subprocess.Popen([PYTHON, "-c", CTRL_C, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     children: set[int] = set()
