@@ -82,8 +82,11 @@ class TransformersCaptioner:
                  time.perf_counter() - started)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from runtime.faults import maybe_fail
+
         rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
         out = self.caption_rows(rows)
+        maybe_fail("caption_worker")  # a Ray actor's batch, captioned and not returned
         return {key: np.array([r[key] for r in out], dtype=object) for key in OUTPUT_KEYS}
 
     def caption_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,8 +8,9 @@ pauses until the test lets it go, so a fault lands at the same point of a run ev
 
 Each fault fires once (DIR/<stage>.fired), so the retried task does not die again. Unset, the hook is one
 dictionary lookup. The stages that call it: `analysis`, `extraction` and `checks` (workers), `commit` (the curate
-driver, after it commits a source), `caption` (the captioner, before a batch), `shard` (the shard writer, after a
-shard). Ray workers see the variables through the job's runtime_env (`runtime.ray_connect`).
+driver, after it commits a source), `caption` (`droplet caption`, after it commits a batch), `caption_worker` (a
+Ray Data captioning actor, after it captioned a batch). Ray workers see the variables through the job's
+runtime_env (`runtime.ray_connect`).
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def _write_clip(path: Path, frames: int = 24) -> None:
             container.mux(packet)
 
 
-def test_the_captioner_runs_as_ray_data_actors(ray_client, tiny_vlm, tmp_path):
+def test_the_captioner_runs_as_ray_data_actors(ray_client, ray_head, tiny_vlm, tmp_path):
     from captioning.transformers_backend import caption_with_ray
 
     ids = ["a-0-24", "b-0-24"]
@@ -209,3 +209,12 @@ def test_the_captioner_runs_as_ray_data_actors(ray_client, tiny_vlm, tmp_path):
     assert sorted(answers) == sorted([*ids, "no-such-clip"])
     assert all(answers[i]["caption"] and answers[i]["error"] is None and answers[i]["output_tokens"] > 0 for i in ids)
     assert answers["no-such-clip"]["error"].startswith("frames: ")
+    # the actor killed (`kill -9`) after captioning its first batch: Ray Data restarts it and runs the batch again
+    faults = tmp_path / "faults"
+    ray_client.shutdown()
+    ray_client.init(address=ray_head["address"], logging_level="ERROR", runtime_env={"env_vars": {
+        "DROPLET_FAULT": "caption_worker:1", "DROPLET_FAULT_DIR": str(faults)}})
+    again = {a["clip_id"]: a for a in caption_with_ray(rows, cfg, str(tmp_path))}
+    assert (faults / "caption_worker.fired").exists()
+    assert {i: (a["caption"], a["error"]) for i, a in again.items()} == \
+        {i: (a["caption"], a["error"]) for i, a in answers.items()}
