@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before ray is imported: every address stays 127.0.0.1
 
 MOVES = ("pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "roll_cw", "static", "shaky")
-HEALTH = {"health_check_period_ms": 500, "health_check_timeout_ms": 500, "health_check_failure_threshold": 4}
+HEALTH = {"health_check_period_ms": 1000, "health_check_timeout_ms": 3000, "health_check_failure_threshold": 3}
 
 
 def _shot(move: str, frames: int, seed: int, rng: random.Random):  # noqa: ANN202 - a synthetic Shot

@@ -72,9 +72,10 @@ RAY_PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--d
                   "--node-manager-port", "--object-manager-port")
 
 
-# The head finds a lost node within about 2 s (Ray's default is 15 s): the fault tests stop a node mid-run.
-HEALTH_CHECKS = json.dumps({"health_check_period_ms": 500, "health_check_timeout_ms": 500,
-                            "health_check_failure_threshold": 4})
+# The head finds a lost node in about 3 s (Ray's default is 15 s): the fault tests stop a node mid-run. A killed
+# node refuses the check at once; a live one slowed by a loaded machine still has 3 s to answer each.
+HEALTH_CHECKS = json.dumps({"health_check_period_ms": 1000, "health_check_timeout_ms": 3000,
+                            "health_check_failure_threshold": 3})
 
 
 def _ended(proc: psutil.Process) -> bool:
