@@ -189,7 +189,9 @@ class SecondNode:
 
         self.runs += 1
         log = (self.folder / f"node-{self.runs}.log").open("w")
-        self.pid = subprocess.Popen([PYTHON, str(REPO / "tests" / "ray_worker_node.py"), self.head["address"], "1"],
+        ports = [str(p) for p in free_ports(6)]
+        self.pid = subprocess.Popen([PYTHON, str(REPO / "tests" / "ray_worker_node.py"), self.head["address"], "1",
+                                     *ports],
                                     stdout=log, stderr=subprocess.STDOUT, env=self.head["env"],
                                     start_new_session=True).pid
         ray.init(address=self.head["address"], logging_level="ERROR")
