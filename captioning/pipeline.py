@@ -55,7 +55,8 @@ def _fingerprint(cfg: CaptionConfig) -> dict:
 
 
 def lock_caption_config(out: Path, cfg: CaptionConfig) -> None:
-    lock_config(OutLayout(out).caption_config, _fingerprint(cfg), what="captioned")
+    defaults = _fingerprint(CaptionConfig(backend=cfg.backend))
+    lock_config(OutLayout(out).caption_config, _fingerprint(cfg), what="captioned", defaults=defaults)
 
 
 def batch_files(out: Path) -> list[Path]:

@@ -58,9 +58,10 @@ class OutStore:
 
     def lock_config(self, fingerprint: dict, full: dict) -> None:
         """Write OUT/config.yaml, or check that the existing one was made with the same settings."""
-        from curation.config import FREE_KEYS
+        from curation.config import FREE_KEYS, CurateConfig
 
-        lock_config(self.config_path, fingerprint, full=full, ignore=FREE_KEYS)
+        lock_config(self.config_path, fingerprint, full=full, ignore=FREE_KEYS,
+                    defaults=CurateConfig().fingerprint())
 
     # --- the journal: what each stage wrote, what a re-run resumes from ----------------------------
     def probe_path(self, key: str) -> Path:

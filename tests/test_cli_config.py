@@ -8,6 +8,7 @@ import subprocess
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import PYTHON, REPO, run_droplet
 
 from curation.config import CURATE_YAML_HEADER, CurateConfig
@@ -165,3 +166,22 @@ def test_require_local_paths_names_every_bad_setting(tmp_path):
         require_local_paths(folders={"m": str(tmp_path / "env.yaml"), "n": MISSING}, files={"f": str(tmp_path)})
     assert str(info.value) == (f"m {tmp_path / 'env.yaml'}: not a folder; n {MISSING}: no such folder; "
                                f"f {tmp_path}: not a file")
+
+
+def test_a_setting_added_since_the_out_was_made_counts_at_its_default(tmp_path):
+    """An OUT locked before a setting existed (here `limits.max_frames`) takes the default of it, and refuses
+    any other value of it, or of the settings it had."""
+    from runtime.lock import ConfigMismatch
+
+    old = CurateConfig().fingerprint()
+    del old["limits"]["max_frames"]
+    del old["ocr"]  # a whole section added since
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    store = OutStore(tmp_path)
+    store.lock_config(CurateConfig().fingerprint(), {})  # the defaults: the same OUT
+    with pytest.raises(ConfigMismatch, match=r"changed: limits\.max_frames\)"):
+        store.lock_config(CurateConfig(limits={"max_frames": 10}).fingerprint(), {})
+    with pytest.raises(ConfigMismatch, match=r"changed: ocr\)"):
+        store.lock_config(CurateConfig(ocr={"enabled": False}).fingerprint(), {})
+    with pytest.raises(ConfigMismatch, match=r"changed: clips\.min_frames\)"):
+        store.lock_config(CurateConfig(clips={"min_frames": 81}).fingerprint(), {})
