@@ -131,15 +131,15 @@ class ClipCheckStage:
                 or CHECKS in item.facts:
             return row
         path = str(self.store.clip_file(item.clip_id))
-        attempt = self.store.start_attempt("checks", item.clip_id)
-        try:
-            item.facts[CHECKS] = check_clip(path, item.facts["width"], item.facts["height"], self.cfg,
-                                            self._reader())
-        except Exception as exc:  # noqa: BLE001 - an unreadable clip file is this clip's reason
-            item.facts[CHECKS] = {"reject": [reasons.DECODE_ERROR, f"clip checks: {type(exc).__name__}: {exc}"]}
-        maybe_fail("checks")
-        self.store.save_clip_result(item)
-        self.store.finish_attempt("checks", item.clip_id, attempt)
+        with self.store.attempt("checks", item.clip_id):
+            try:
+                item.facts[CHECKS] = check_clip(path, item.facts["width"], item.facts["height"], self.cfg,
+                                                self._reader())
+            except Exception as exc:  # noqa: BLE001 - an unreadable clip file is this clip's reason
+                item.facts[CHECKS] = {"reject": [reasons.DECODE_ERROR,
+                                                 f"clip checks: {type(exc).__name__}: {exc}"]}
+            maybe_fail("checks")
+            self.store.save_clip_result(item)
         return wrap(item)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -77,21 +78,20 @@ def analyze_stage(row: dict, cfg: CurateConfig, store: OutStore | None = None) -
     from curation.sandbox import run_isolated
 
     probe: Probe = unwrap(row)
-    attempt = store.start_attempt("analysis", probe.key) if store is not None else 0
     result = Analysis(probe.key, probe.source, probe.info)
     limit = cfg.timeouts.analyze_base_s + cfg.timeouts.analyze_per_video_s * probe.info["duration_s"]
-    try:
-        keep_thumbs = cfg.scenes.detector == "transnetv2"
-        check_unchanged(probe.source, probed_stamp(probe.info), "between its probe and its analysis")
-        blob = run_isolated(_analyze_in_child, probe.source, cfg, keep_thumbs, probe.info["fps"], timeout_s=limit)
-        check_unchanged(probe.source, probed_stamp(probe.info), "while it was analysed")
-        result.analysis, result.cuts = pickle.loads(blob)
-        del blob  # the row is pickled again on return: hold the analysis once, not twice
-    except Exception as exc:  # noqa: BLE001
-        result.failure = failure_of(exc)
-    maybe_fail("analysis")
-    if store is not None:
-        store.finish_attempt("analysis", probe.key, attempt)
+    with store.attempt("analysis", probe.key) if store is not None else nullcontext():
+        try:
+            keep_thumbs = cfg.scenes.detector == "transnetv2"
+            check_unchanged(probe.source, probed_stamp(probe.info), "between its probe and its analysis")
+            blob = run_isolated(_analyze_in_child, probe.source, cfg, keep_thumbs, probe.info["fps"],
+                                timeout_s=limit)
+            check_unchanged(probe.source, probed_stamp(probe.info), "while it was analysed")
+            result.analysis, result.cuts = pickle.loads(blob)
+            del blob  # the row is pickled again on return: hold the analysis once, not twice
+        except Exception as exc:  # noqa: BLE001
+            result.failure = failure_of(exc)
+        maybe_fail("analysis")
     return wrap(result)
 
 
@@ -198,16 +198,15 @@ def extract_stage(row: dict, cfg: CurateConfig, store: OutStore) -> dict:
     spec = item.spec
     limit = cfg.timeouts.extract_base_s + cfg.timeouts.extract_per_clip_s * (spec.end_s - spec.start_s)
     result = ClipResult(item.key, item.clip_id)
-    attempt = store.start_attempt("extraction", item.clip_id)
-    try:
-        check_unchanged(spec.source, spec.probed, "before this clip was written")
-        result.facts = run_isolated(_extract_in_child, spec, cfg, timeout_s=limit)
-        check_unchanged(spec.source, spec.probed, "while this clip was written")
-    except Exception as exc:  # noqa: BLE001
-        result.facts, result.failure = None, failure_of(exc)
-        if result.failure.reason == reasons.CHANGED:
-            Path(spec.out_path).unlink(missing_ok=True)
-    maybe_fail("extraction")  # the clip file is written, its journal entry not yet
-    store.save_clip_result(result)
-    store.finish_attempt("extraction", item.clip_id, attempt)
+    with store.attempt("extraction", item.clip_id):
+        try:
+            check_unchanged(spec.source, spec.probed, "before this clip was written")
+            result.facts = run_isolated(_extract_in_child, spec, cfg, timeout_s=limit)
+            check_unchanged(spec.source, spec.probed, "while this clip was written")
+        except Exception as exc:  # noqa: BLE001
+            result.facts, result.failure = None, failure_of(exc)
+            if result.failure.reason == reasons.CHANGED:
+                Path(spec.out_path).unlink(missing_ok=True)
+        maybe_fail("extraction")  # the clip file is written, its journal entry not yet
+        store.save_clip_result(result)
     return wrap(result)

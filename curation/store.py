@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,21 +115,20 @@ class OutStore:
         return None if data is None else ClipResult.from_json(key, clip_id, data)
 
     # --- attempts: what a worker that died (or a killed run) left unfinished --------------------------------
-    def start_attempt(self, stage: str, key: str) -> int:
-        """Count an attempt at `stage` of `key` (a source key or a clip id); returns the count, more than one
-        when an earlier attempt died before finishing it (Ray retried the task, or a killed run was re-run)."""
+    @contextmanager
+    def attempt(self, stage: str, key: str) -> Iterator[int]:
+        """Count an attempt at `stage` of `key` (a source key or a clip id) for the `with` block; yields the count,
+        more than one when an earlier attempt died before finishing (Ray retried the task, or a killed run was
+        re-run). A first attempt that finishes leaves nothing; a retried one stays for `report_attempts`."""
         path = self.work / "attempts" / f"{stage}-{key}"
         count = int(path.read_text() or 0) + 1 if path.exists() else 1
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, str(count))
         if count > 1:
             log.warning("%s of %s again: attempt %d (an earlier one did not finish)", stage, key, count)
-        return count
-
-    def finish_attempt(self, stage: str, key: str, count: int) -> None:
-        """A first attempt that finished leaves nothing; a retried one stays for `report_attempts`."""
+        yield count
         if count == 1:
-            (self.work / "attempts" / f"{stage}-{key}").unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     def report_attempts(self) -> dict[str, int]:
         """At the end of a run: log each stage item that needed more than one attempt, forget them all, and return
